@@ -1,0 +1,44 @@
+"""The ASGI app: health now; Slack, Teams and platform webhooks mount here later."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hallmonitor import __version__
+from hallmonitor.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def create_app(service: Service, *, start_scheduler: bool = True) -> FastAPI:
+    """Build the web app around a service; the scheduler runs inside its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_scheduler:
+            service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="Hall Monitor", version=__version__, lifespan=lifespan)
+    app.state.service = service
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Always 200 while the process lives; the body says what is failing."""
+        return {"version": __version__, **service.health()}
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled path=%s", request.url.path)
+        return JSONResponse({"error": "Sorry, something went wrong; it has been logged."}, status_code=500)
+
+    return app

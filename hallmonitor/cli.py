@@ -1,0 +1,260 @@
+"""`hallmonitor` command line. Expected failures print one clear sentence and
+exit 2; nothing here prints a traceback for a mistake a person can fix."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hallmonitor.config import Config, Nation, load_config
+from hallmonitor.errors import ConfigError, HallMonitorError
+
+log = logging.getLogger("hallmonitor")
+DEFAULT_CONFIG = "config.toml"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config or os.environ.get("HALLMONITOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def _open(config: Config) -> Any:
+    from storage.db import database_url, open_database
+
+    return open_database(database_url(config.service.database_url))
+
+
+def _surface(config: Config) -> Any:
+    if config.chat.surface != "console":
+        raise ConfigError([f'chat.surface: {config.chat.surface!r} is not available in this version; use "console"'])
+    from bot.console import ConsoleSurface
+
+    return ConsoleSurface()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(
+        f"{config.path}: OK: {len(config.schools)} school(s), {len(config.accounts)} account(s), "
+        f"{len(config.staff)} staff"
+    )
+    for account in config.accounts:
+        missing = [env for env in account.credentials.values() if not os.environ.get(env)]
+        if missing:
+            print(f"  note: accounts {account.id}: environment variable(s) {', '.join(missing)} not set yet")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.console import ConsoleCommands
+    from hallmonitor.app import create_app
+    from hallmonitor.service import Service
+
+    config = _config(args)
+    engine = _open(config)
+    service = Service(config=config, engine=engine, surface=_surface(config))
+    app = create_app(service)
+    if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
+        commands = ConsoleCommands(engine=engine, config=config)
+        threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()
+        print(
+            f"Hall Monitor is watching {len(config.accounts)} account(s). Type `help` for commands; "
+            f"health at http://{args.host}:{args.port}/healthz",
+            flush=True,
+        )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from hallmonitor.service import Service
+
+    config = _config(args)
+    service = Service(config=config, engine=_open(config), surface=_surface(config))
+
+    async def once() -> Any:
+        try:
+            return await service.tick(all_sources=True)
+        finally:
+            await service.stop()
+
+    summary = asyncio.run(once())
+    print(summary.line())
+    for error in summary.errors:
+        print(f"  failed: {error}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from storage.db import session_scope
+    from storage.queries import open_items
+
+    config = _config(args)
+    engine = _open(config)
+    with session_scope(engine) as session:
+        rows = [_queue_row(config, item) for item in open_items(session, school_id=args.school)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=None))
+    else:
+        for r in rows:
+            print(
+                f"#{r['id']:<5} {r['category']:<12} reply={r['needs_reply']!s:<5} escalate={r['escalate']:<4} "
+                f"by={r['reply_by'] or '-':<25} {r['text'][:60]}"
+            )
+        if not rows:
+            print("nothing open")
+    return 0
+
+
+def _queue_row(config: Config, item: Any) -> dict[str, Any]:
+    school = config.school(item.school_id)
+    return {
+        "id": item.id,
+        "school": item.school_id,
+        "account": item.account_id,
+        "platform": item.platform,
+        "kind": item.kind,
+        "status": item.status,
+        "category": item.category,
+        "needs_reply": item.needs_reply,
+        "escalate": item.escalate,
+        "reply_by": item.reply_by.astimezone(school.zone).isoformat() if item.reply_by else None,
+        "author": item.author,
+        "text": item.text,
+        "url": item.url,
+        "received_at": item.received_at.isoformat(),
+    }
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from handlers.triage import default_classifier
+
+    classifier = default_classifier()
+    failed = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise ValueError('each line needs {"id": ..., "text": "..."}')
+        except (json.JSONDecodeError, ValueError) as exc:
+            failed += 1
+            print(json.dumps({"id": None, "line": n, "error": str(exc)}), flush=True)
+            continue
+        verdict = classifier.classify(row["text"], platform=row.get("platform"), author=row.get("author"))
+        print(json.dumps({"id": row.get("id"), **verdict.as_dict()}, ensure_ascii=False), flush=True)
+    if failed:
+        print(f"hallmonitor triage: {failed} line(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_deadline(args: argparse.Namespace) -> int:
+    from handlers.deadline import reply_by, why_due
+
+    try:
+        received = datetime.fromisoformat(args.received)
+    except ValueError:
+        raise HallMonitorError(
+            f"--received {args.received!r} is not an ISO 8601 time; write it like 2026-03-28T10:00:00+00:00"
+        ) from None
+    if received.tzinfo is None:
+        raise HallMonitorError(
+            f"--received {args.received!r} has no UTC offset; add one, e.g. 2026-03-28T10:00:00+00:00 or ...Z"
+        )
+    due = reply_by(received, nation=args.region)
+    print(json.dumps({"received": received.isoformat(), "reply_by": due.isoformat()}))
+    if args.explain:
+        print(why_due(received, nation=args.region), file=sys.stderr)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hallmonitor.scoring import format_triage, run_triage_eval
+
+    gold = Path(args.gold)
+    if not gold.exists():
+        raise HallMonitorError(f"{gold}: no such file; pass --gold PATH")
+    figures = run_triage_eval(gold)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(format_triage(figures, show_misses=not args.quiet))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hallmonitor", description="Keeps a school's social media safe and answered.")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help=f"config file (default $HALLMONITOR_CONFIG or {DEFAULT_CONFIG})")
+        return p
+
+    p = with_config(sub.add_parser("run", help="web app + scheduler"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--no-commands", action="store_true", help="do not read console commands from stdin")
+    p.set_defaults(func=cmd_run, default_level="INFO")
+    with_config(sub.add_parser("poll", help="one polling pass, then print a summary")).set_defaults(func=cmd_poll)
+    with_config(sub.add_parser("check-config", help="validate the config file")).set_defaults(func=cmd_check_config)
+    p = with_config(sub.add_parser("queue", help="open items"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--school")
+    p.set_defaults(func=cmd_queue)
+    p = sub.add_parser("triage", help="triage JSON lines from stdin")
+    p.add_argument("--jsonl", action="store_true", required=True)
+    p.set_defaults(func=cmd_triage)
+    p = sub.add_parser("deadline", help="reply-by time for a received time")
+    p.add_argument("--received", required=True)
+    p.add_argument("--region", choices=[n.value for n in Nation], default="england")
+    p.add_argument("--explain", action="store_true", help="say why on stderr")
+    p.set_defaults(func=cmd_deadline)
+    p = sub.add_parser("score", help="score an evaluation set")
+    p.add_argument("what", choices=["triage"])
+    p.add_argument("--gold", default=str(Path(__file__).resolve().parents[1].parent / "shared/eval/triage_dev.jsonl"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = args.log_level if args.log_level != "WARNING" else getattr(args, "default_level", "WARNING")
+    _setup_logging(level)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print("Config problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except HallMonitorError as exc:
+        print(f"hallmonitor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Scorers for the labelled evaluation sets (triage now; policy answers later).
+
+`false escalation rate` is the share of items that should not escalate that
+were escalated anyway (what drowns SLT); `escalation recall` the share of
+items that should escalate (to anyone) that did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from handlers.triage import Classifier, default_classifier
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+    return rows
+
+
+def score_triage(gold: Iterable[dict[str, Any]], predicted: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Compare predictions (by id) with gold labels; return figures and the misses."""
+    gold = list(gold)
+    should = [g for g in gold if g["escalate"] != "none"]
+    should_not = [g for g in gold if g["escalate"] == "none"]
+    dsl = [g for g in gold if g["escalate"] == "dsl"]
+    p = {g["id"]: predicted[g["id"]] for g in gold}
+    caught = [g for g in should if p[g["id"]]["escalate"] != "none"]
+    false_esc = [g for g in should_not if p[g["id"]]["escalate"] != "none"]
+    dsl_caught = [g for g in dsl if p[g["id"]]["escalate"] == "dsl"]
+    misses = [
+        {
+            "id": g["id"],
+            "text": g["text"],
+            "gold": [g["category"], g["needs_reply"], g["escalate"]],
+            "got": [p[g["id"]]["category"], p[g["id"]]["needs_reply"], p[g["id"]]["escalate"]],
+        }
+        for g in gold
+        if (g["category"], g["needs_reply"], g["escalate"])
+        != (p[g["id"]]["category"], p[g["id"]]["needs_reply"], p[g["id"]]["escalate"])
+    ]
+    n = len(gold)
+    return {
+        "items": n,
+        "escalation_recall": len(caught) / len(should) if should else 1.0,
+        "dsl_recall": len(dsl_caught) / len(dsl) if dsl else 1.0,
+        "false_escalation_rate": len(false_esc) / len(should_not) if should_not else 0.0,
+        "escalate_exact": sum(g["escalate"] == p[g["id"]]["escalate"] for g in gold) / n,
+        "needs_reply_accuracy": sum(g["needs_reply"] == p[g["id"]]["needs_reply"] for g in gold) / n,
+        "category_accuracy": sum(g["category"] == p[g["id"]]["category"] for g in gold) / n,
+        "misses": misses,
+    }
+
+
+def run_triage_eval(path: str | Path, classifier: Classifier | None = None) -> dict[str, Any]:
+    classifier = classifier or default_classifier()
+    gold = read_jsonl(path)
+    verdicts = classifier.classify_many([g["text"] for g in gold])
+    predicted = {g["id"]: v.as_dict() for g, v in zip(gold, verdicts, strict=True)}
+    return score_triage(gold, predicted)
+
+
+def format_triage(figures: dict[str, Any], *, show_misses: bool = True) -> str:
+    lines = [
+        f"items                  {figures['items']}",
+        f"escalation recall      {figures['escalation_recall']:.3f}",
+        f"DSL recall             {figures['dsl_recall']:.3f}",
+        f"false escalation rate  {figures['false_escalation_rate']:.3f}",
+        f"escalate exact         {figures['escalate_exact']:.3f}",
+        f"needs_reply accuracy   {figures['needs_reply_accuracy']:.3f}",
+        f"category accuracy      {figures['category_accuracy']:.3f}",
+    ]
+    if show_misses and figures["misses"]:
+        lines.append("misses (gold -> got):")
+        lines += [f"  {m['id']}: {m['gold']} -> {m['got']}  {m['text'][:90]}" for m in figures["misses"]]
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The running service: one scheduler tick polls due sources, checks reply
+clocks and delivers the outbox. Everything it needs to remember is in the
+database, so a restart picks up where it left off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine, func, select
+from sqlmodel import col
+
+from bot.surface import ChatSurface
+from hallmonitor.config import Config
+from handlers.notify import deliver_pending
+from handlers.reminders import check_clocks
+from handlers.triage import Classifier
+from monitors.http import USER_AGENT
+from monitors.poller import PollSummary, poll_once
+from storage.db import session_scope
+from storage.models import Outbox, Source
+from storage.queries import sync_config
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    config: Config
+    engine: Engine
+    surface: ChatSurface
+    classifier: Classifier | None = None
+    scheduler: AsyncIOScheduler | None = None
+    client: httpx.AsyncClient | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        with session_scope(self.engine) as session:
+            sync_config(session, config=self.config)
+
+    def http_client(self) -> httpx.AsyncClient:
+        if self.client is None:
+            self.client = httpx.AsyncClient(
+                timeout=self.config.service.http_timeout.total_seconds(),
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=self.config.service.max_concurrent_polls * 2),
+            )
+        return self.client
+
+    async def tick(self, *, all_sources: bool = False) -> PollSummary:
+        """Poll what is due, check clocks, deliver notifications. Never raises."""
+        async with self._lock:
+            summary = PollSummary()
+            try:
+                summary = await poll_once(
+                    self.engine,
+                    config=self.config,
+                    client=self.http_client(),
+                    all_sources=all_sources,
+                    classifier=self.classifier,
+                )
+            except Exception:
+                log.exception("poll_pass_crashed")
+            try:
+                with session_scope(self.engine) as session:
+                    check_clocks(session, config=self.config, now=utcnow())
+                with session_scope(self.engine) as session:
+                    await deliver_pending(session, config=self.config, surface=self.surface, now=utcnow())
+            except Exception:
+                log.exception("notify_pass_crashed")
+            return summary
+
+    def start(self) -> None:
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.config.service.tick.total_seconds(),
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utcnow(),
+        )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.client is not None:
+            await self.client.aclose()
+
+    def health(self) -> dict[str, Any]:
+        with session_scope(self.engine) as session:
+            sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
+            pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
+            rows = [
+                {
+                    "account": s.account_id,
+                    "source": s.label or s.location,
+                    "healthy": s.consecutive_errors == 0,
+                    "consecutive_errors": s.consecutive_errors,
+                    "last_error": s.last_error,
+                    "error_kind": s.last_error_kind,
+                    "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
+                    "next_check_at": s.next_check_at.isoformat() if s.next_check_at else None,
+                }
+                for s in sources
+            ]
+        failing = [r for r in rows if not r["healthy"]]
+        return {
+            "status": "degraded" if failing else "ok",
+            "sources": rows,
+            "failing": len(failing),
+            "outbox_pending": pending or 0,
+        }

@@ -1,0 +1,235 @@
+"""The one function every chat surface calls to act on an item.
+
+It checks the actor's role on the server (a hidden button is not security),
+snapshots evidence before anything destructive, performs the action and
+writes the audit row, for successes, refusals and failures alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from hallmonitor.config import Config, Role
+from handlers.deadline import reply_by
+from handlers.pipeline import escalate
+from handlers.triage import CATEGORIES, verdict_for
+from monitors.base import Capability
+from monitors.registry import SOURCES
+from storage.models import Escalation, Evidence, Item, Triage
+from storage.queries import open_escalations, write_audit
+
+MODERATOR_ACTIONS = frozenset(
+    {
+        "acknowledge",
+        "mark_replied",
+        "close",
+        "escalate",
+        "recategorise",
+        "not_abuse",
+        "reply",
+        "hide",
+        "delete",
+        "block",
+    }
+)
+DESTRUCTIVE = {"hide": Capability.HIDE, "delete": Capability.DELETE, "block": Capability.BLOCK}
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    ok: bool
+    message: str
+
+
+def snapshot(session: Session, *, item: Item, reason: str) -> Evidence:
+    """Evidence kept before any hide/delete/block: text, author, link, times, raw payload.
+    Media is never fetched; only its links are recorded, and not for safeguarding items."""
+    evidence = Evidence(
+        item_id=item.id or 0,
+        reason=reason,
+        snapshot={
+            "platform": item.platform,
+            "account_id": item.account_id,
+            "external_id": item.external_id,
+            "author": item.author,
+            "text": item.text,
+            "title": item.title,
+            "url": item.url,
+            "created_at": item.created_at.isoformat() if item.created_at else None,
+            "received_at": item.received_at.isoformat(),
+            "media_links": [] if item.category == "safeguarding" else list(item.media_urls or []),
+            "raw": item.raw,
+        },
+    )
+    session.add(evidence)
+    session.flush()
+    return evidence
+
+
+def perform(
+    session: Session,
+    *,
+    config: Config,
+    actor: str,
+    action: str,
+    item_id: int,
+    surface: str,
+    now: datetime,
+    argument: str | None = None,
+) -> ActionResult:
+    """Do `action` on an item as `actor` (a staff id); always audited."""
+    item = session.get(Item, item_id)
+    if item is None:
+        return ActionResult(False, f"There is no item {item_id}.")
+    school_id = item.school_id
+
+    def audit(outcome: str, message: str, **detail: object) -> ActionResult:
+        write_audit(
+            session,
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            school_id=school_id,
+            item_id=item_id,
+            surface=surface,
+            detail={"message": message, "argument": argument, **detail},
+        )
+        return ActionResult(outcome == "ok", message)
+
+    refusal = _refusal(config, actor=actor, action=action, item=item, session=session)
+    if refusal:
+        return audit("refused", refusal)
+    account = config.account(item.account_id)
+    capabilities = SOURCES[account.platform].capabilities
+    if action in DESTRUCTIVE or action == "reply":
+        needed = DESTRUCTIVE.get(action, Capability.REPLY)
+        if needed not in capabilities:
+            return audit("refused", f"{account.platform} does not let us {action} from here; do it on the platform.")
+        evidence = snapshot(session, item=item, reason=action) if action in DESTRUCTIVE else None
+        # Platform calls arrive with the connectors (issue 7); until then nothing claims to support them.
+        return audit(
+            "failed",
+            f"{action} is not available yet for {account.platform}.",
+            evidence_id=evidence.id if evidence else None,
+        )
+    handler = _HANDLERS.get(action)
+    if handler is None:
+        return audit("refused", f"Unknown action {action!r}.")
+    message = handler(session, config=config, item=item, actor=actor, now=now, argument=argument)
+    if message.startswith("!"):
+        return audit("refused", message[1:])
+    session.add(item)
+    return audit("ok", message)
+
+
+def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Session) -> str | None:
+    staff = config.staff_by_id(actor)
+    if staff is None:
+        return "You are not on this school's staff list, so you cannot act on items."
+    if action == "ack_escalation":
+        targets = {e.target for e in open_escalations(session, item_id=item.id)}
+        roles = {Role.SLT: "slt", Role.DSL: "dsl"}
+        if not any(roles.get(r) in targets for r in staff.roles) or config.school_of(staff).id != item.school_id:
+            return "Only the SLT or DSL this escalation went to can acknowledge it."
+        return None
+    if action in MODERATOR_ACTIONS and actor not in config.account(item.account_id).moderators:
+        return "Only this account's designated moderators can do that."
+    return None
+
+
+def _acknowledge(session: Session, *, item: Item, actor: str, now: datetime, **_: object) -> str:
+    if item.acknowledged_by:
+        return f"Already acknowledged by {item.acknowledged_by}."
+    item.status, item.acknowledged_by, item.acknowledged_at = "acknowledged", actor, now
+    return f"Acknowledged by {actor}."
+
+
+def _mark_replied(session: Session, *, item: Item, actor: str, now: datetime, **_: object) -> str:
+    item.status, item.replied_at = "replied", now
+    return f"Marked replied by {actor}; the reply clock has stopped."
+
+
+def _close(session: Session, *, item: Item, actor: str, **_: object) -> str:
+    item.status = "closed"
+    return f"Closed by {actor}: no reply needed."
+
+
+def _recategorise(
+    session: Session, *, config: Config, item: Item, actor: str, now: datetime, argument: str | None = None, **_: object
+) -> str:
+    category = (argument or "").strip().lower()
+    if category not in CATEGORIES:
+        return f"!Say which category: {', '.join(CATEGORIES)}."
+    verdict = verdict_for(category, [f"re-categorised by {actor}"], decided_by=actor)
+    assert item.id is not None
+    session.add(
+        Triage(
+            item_id=item.id,
+            category=category,
+            needs_reply=verdict.needs_reply,
+            escalate=verdict.escalate,
+            reasons=verdict.reasons,
+            decided_by=actor,
+        )
+    )
+    item.category, item.needs_reply, item.escalate = category, verdict.needs_reply, verdict.escalate
+    school = config.school(item.school_id)
+    if item.needs_reply and item.reply_by is None:
+        item.reply_by = reply_by(
+            item.received_at, nation=school.nation.value, zone=school.zone, day_end=school.working_day_end
+        )
+    if verdict.escalate != "none":
+        escalate(
+            session,
+            item=item,
+            target=verdict.escalate,
+            reason=f"re-categorised as {category} by {actor}",
+            school_id=item.school_id,
+        )
+    if item.status == "closed" and (item.needs_reply or verdict.escalate != "none"):
+        item.status = "open"
+    return f"Re-categorised as {category} by {actor}."
+
+
+def _not_abuse(session: Session, *, item: Item, actor: str, now: datetime, **kw: object) -> str:
+    if item.category != "abuse":
+        return "!Only items triaged as abuse can be marked not abuse."
+    for esc in open_escalations(session, item_id=item.id):
+        if esc.target == "slt":
+            esc.acknowledged_at, esc.acknowledged_by = now, actor
+            session.add(esc)
+    kw.pop("argument", None)
+    message = _recategorise(session, item=item, actor=actor, now=now, argument="other", **kw)  # type: ignore[arg-type]
+    return "Marked not abuse. " + message
+
+
+def _escalate(session: Session, *, item: Item, actor: str, argument: str | None = None, **_: object) -> str:
+    target = "dsl" if (argument or "").strip().lower() == "dsl" else "slt"
+    escalate(session, item=item, target=target, reason=f"escalated by {actor}", school_id=item.school_id)
+    return f"Escalated to {target.upper()} by {actor}."
+
+
+def _ack_escalation(session: Session, *, config: Config, item: Item, actor: str, now: datetime, **_: object) -> str:
+    staff = config.staff_by_id(actor)
+    mine = {"slt" if r == Role.SLT else "dsl" for r in (staff.roles if staff else []) if r in (Role.SLT, Role.DSL)}
+    done: list[Escalation] = []
+    for esc in open_escalations(session, item_id=item.id):
+        if esc.target in mine:
+            esc.acknowledged_at, esc.acknowledged_by = now, actor
+            session.add(esc)
+            done.append(esc)
+    return f"Escalation acknowledged by {actor}." if done else "!Nothing to acknowledge."
+
+
+_HANDLERS = {
+    "acknowledge": _acknowledge,
+    "mark_replied": _mark_replied,
+    "close": _close,
+    "recategorise": _recategorise,
+    "not_abuse": _not_abuse,
+    "escalate": _escalate,
+    "ack_escalation": _ack_escalation,
+}

@@ -1,0 +1,234 @@
+"""One polling pass: pick due sources from the database, fetch them with
+bounded concurrency, hand new items to the pipeline, record state and health.
+
+Polling state lives on the source rows (ETag, Last-Modified, cursor, next
+check, error counter), never in timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import Engine
+
+from hallmonitor.config import Config, Watch
+from hallmonitor.errors import ErrorKind, PlatformError
+from handlers.pipeline import ingest
+from handlers.triage import Classifier
+from monitors.base import FetchResult, SourceState
+from monitors.registry import SOURCES
+from storage.db import session_scope
+from storage.models import Source
+from storage.queries import due_sources, enqueue
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+ALERT_AFTER_ERRORS = 3  # one alert per failing spell, not one per poll
+MAX_BACKOFF = timedelta(hours=6)
+# Auth and permission problems need a person, not a faster retry.
+SLOW_KINDS = {ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.NOT_FOUND}
+
+
+@dataclass(slots=True)
+class PollSummary:
+    sources: int = 0
+    not_modified: int = 0
+    failed: int = 0
+    items_seen: int = 0
+    items_stored: int = 0
+    escalated: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"poll sources={self.sources} not_modified={self.not_modified} failed={self.failed} "
+            f"items_seen={self.items_seen} items_new={self.items_stored} escalated={self.escalated} "
+            f"seconds={self.seconds:.2f}"
+        )
+
+
+def backoff(poll_every: timedelta, errors: int, retry_in_s: float | None, kind: ErrorKind) -> timedelta:
+    """Exponential backoff from the poll interval, honouring Retry-After, capped."""
+    if retry_in_s is not None:
+        return max(timedelta(seconds=retry_in_s), timedelta(seconds=30))
+    base = poll_every * (4 if kind in SLOW_KINDS else 1)
+    return min(MAX_BACKOFF, base * 2 ** min(errors - 1, 8))
+
+
+async def _fetch(
+    source: Source, config: Config, client: httpx.AsyncClient
+) -> tuple[FetchResult | PlatformError, SourceState]:
+    account = config.account(source.account_id)
+    cls = SOURCES[account.platform]
+    base_dir = str(config.path.parent) if config.path else None
+    watch = Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
+    impl = cls(account, watch, base_dir=base_dir)
+    state = SourceState(etag=source.etag, last_modified=source.last_modified, cursor=source.cursor)
+    try:
+        return await impl.fetch(client, state), state
+    except PlatformError as exc:
+        return exc, state
+    except Exception as exc:  # a bug in one connector must not stop the others
+        log.exception("source_crashed source=%s account=%s", source.location, source.account_id)
+        return PlatformError(ErrorKind.BAD_PAYLOAD, f"{source.location}: unexpected error ({exc!r})"), state
+
+
+def _record(
+    engine: Engine,
+    *,
+    config: Config,
+    source_id: int,
+    outcome: FetchResult | PlatformError,
+    state: SourceState,
+    now: datetime,
+    classifier: Classifier | None,
+    summary: PollSummary,
+) -> None:
+    with session_scope(engine) as session:
+        source = session.get(Source, source_id)
+        assert source is not None
+        account = config.account(source.account_id)
+        first_poll = source.first_polled_at is None
+        source.last_polled_at = now
+        if first_poll:
+            source.first_polled_at = now
+        if isinstance(outcome, PlatformError):
+            _record_failure(
+                session,
+                source=source,
+                account_school=config.school_of(account).id,
+                error=outcome,
+                poll_every=account.poll_every,
+                now=now,
+            )
+            summary.failed += 1
+            summary.errors.append(str(outcome))
+            return
+        stats = ingest(
+            session,
+            config=config,
+            account=account,
+            items=outcome.items,
+            now=now,
+            source_id=source.id,
+            not_before=source.first_polled_at,
+            classifier=classifier,
+        )
+        for warning in outcome.warnings:
+            log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
+        if source.health_alerted:
+            enqueue(
+                session,
+                dedupe_key=f"health-ok:{source.id}:{now.isoformat()}",
+                school_id=config.school_of(account).id,
+                kind="health",
+                audience="moderators",
+                now=now,
+                payload={
+                    "headline": "Source recovered",
+                    "text": f"{source.label or source.location} is working again.",
+                    "account": account.id,
+                },
+            )
+        source.etag, source.last_modified, source.cursor = state.etag, state.last_modified, state.cursor
+        source.consecutive_errors, source.last_error, source.last_error_kind = 0, None, None
+        source.health_alerted = False
+        source.last_success_at = now
+        if stats.stored:
+            source.last_new_item_at = now
+        source.next_check_at = now + account.poll_every
+        session.add(source)
+        summary.not_modified += outcome.not_modified
+        summary.items_seen += stats.seen
+        summary.items_stored += stats.stored
+        summary.escalated += stats.escalated
+
+
+def _record_failure(
+    session,
+    *,
+    source: Source,
+    account_school: str,
+    error: PlatformError,
+    poll_every: timedelta,  # type: ignore[no-untyped-def]
+    now: datetime,
+) -> None:
+    source.consecutive_errors += 1
+    source.last_error, source.last_error_kind = str(error)[:2000], error.kind.value
+    wait = backoff(poll_every, source.consecutive_errors, error.retry_in_s, error.kind)
+    source.next_check_at = now + wait
+    log.warning(
+        "poll_failed source=%s account=%s error_kind=%s errors=%d retry_in_s=%d error=%r",
+        source.location,
+        source.account_id,
+        error.kind.value,
+        source.consecutive_errors,
+        wait.total_seconds(),
+        str(error),
+    )
+    urgent = error.kind in (ErrorKind.AUTH, ErrorKind.FORBIDDEN)
+    if not source.health_alerted and (urgent or source.consecutive_errors >= ALERT_AFTER_ERRORS):
+        source.health_alerted = True
+        enqueue(
+            session,
+            dedupe_key=f"health:{source.id}:{now.isoformat()}",
+            school_id=account_school,
+            kind="health",
+            audience="moderators",
+            now=now,
+            payload={
+                "headline": "A monitored source is failing",
+                "text": f"{source.label or source.location}: {error} (failed {source.consecutive_errors} "
+                f"time(s); retrying in {int(wait.total_seconds() // 60)} min)",
+                "account": source.account_id,
+            },
+        )
+    session.add(source)
+
+
+async def poll_once(
+    engine: Engine,
+    *,
+    config: Config,
+    client: httpx.AsyncClient,
+    now: datetime | None = None,
+    all_sources: bool = False,
+    concurrency: int | None = None,
+    classifier: Classifier | None = None,
+) -> PollSummary:
+    """Poll every due source once; stored items are never touched by failures."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    summary = PollSummary()
+    with session_scope(engine) as session:
+        due = [(s.id, s) for s in due_sources(session, now=now, all_enabled=all_sources)]
+    known = {a.id for a in config.accounts}
+    due = [(sid, s) for sid, s in due if s.account_id in known]
+    summary.sources = len(due)
+    gate = asyncio.Semaphore(concurrency or config.service.max_concurrent_polls)
+
+    async def run(source_id: int, source: Source) -> None:
+        async with gate:
+            outcome, state = await _fetch(source, config, client)
+        _record(
+            engine,
+            config=config,
+            source_id=source_id,
+            outcome=outcome,
+            state=state,
+            now=now,
+            classifier=classifier,
+            summary=summary,
+        )
+
+    await asyncio.gather(*(run(sid, s) for sid, s in due if sid is not None))
+    summary.seconds = time.perf_counter() - started
+    log.info(summary.line())
+    return summary

@@ -1,0 +1,14 @@
+"""Platform name -> Source class. Adding a platform is one file and one line here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from monitors.feeds import FeedSource
+
+if TYPE_CHECKING:
+    from monitors.base import Source
+
+SOURCES: dict[str, type[Source]] = {
+    "rss": FeedSource,
+}

@@ -1,0 +1,159 @@
+"""Tables. Timestamps are timezone-aware UTC; the school's zone is for display
+and deadlines only. Unique constraints do the deduplication."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import JSONType, UTCDateTime, utcnow
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class School(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    nation: str
+    timezone: str
+
+
+class Account(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    school_id: str = Field(foreign_key="school.id", index=True)
+    platform: str = Field(max_length=32)
+    name: str | None = None
+
+
+class Source(SQLModel, table=True):
+    """Polling state for one account's one watch target; the scheduler picks due rows."""
+
+    __table_args__ = (UniqueConstraint("account_id", "location"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    location: str = Field(max_length=2048)
+    kind: str = Field(default="comment", max_length=16)
+    label: str | None = None
+    enabled: bool = True
+    etag: str | None = Field(default=None, max_length=1024)
+    last_modified: str | None = Field(default=None, max_length=128)
+    cursor: str | None = Field(default=None, max_length=2048)
+    next_check_at: datetime | None = _ts(index=True)
+    consecutive_errors: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error_kind: str | None = Field(default=None, max_length=32)
+    first_polled_at: datetime | None = _ts()
+    last_polled_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    last_new_item_at: datetime | None = _ts()
+    health_alerted: bool = False
+
+
+class ItemBase(SQLModel):
+    platform: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    author: str | None = Field(default=None, max_length=512)
+    title: str | None = Field(default=None, sa_type=Text)
+    text: str = Field(sa_type=Text)
+    url: str | None = Field(default=None, max_length=2048)
+    created_at: datetime | None = _ts()
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    status: str = Field(default="open", max_length=16, index=True)
+    category: str | None = Field(default=None, max_length=16)
+    needs_reply: bool = False
+    escalate: str = Field(default="none", max_length=8)
+    reply_by: datetime | None = _ts(index=True)
+
+
+class Item(ItemBase, table=True):
+    __table_args__ = (UniqueConstraint("account_id", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: str = Field(foreign_key="school.id", index=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    source_id: int | None = Field(default=None, foreign_key="source.id")
+    external_id: str = Field(max_length=512)
+    media_urls: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = None
+    replied_at: datetime | None = _ts()
+
+
+class ItemPublic(ItemBase):
+    """What leaves the service (queue --json, chat): never the raw payload."""
+
+    id: int
+    school_id: str
+    account_id: str
+    acknowledged_by: str | None = None
+
+
+class Triage(SQLModel, table=True):
+    """Every decision about an item, machine or moderator; the newest is current."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    category: str = Field(max_length=16)
+    needs_reply: bool
+    escalate: str = Field(max_length=8)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    decided_by: str = Field(max_length=64)  # "rules-v1" or a staff id
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Audit(SQLModel, table=True):
+    """Append-only: triggers refuse UPDATE and DELETE (see the migration)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    school_id: str | None = Field(default=None, max_length=64)
+    actor: str = Field(max_length=128)
+    surface: str = Field(default="system", max_length=16)
+    action: str = Field(max_length=32)
+    item_id: int | None = Field(default=None, index=True)
+    outcome: str = Field(max_length=16)  # ok / refused / failed
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class Evidence(SQLModel, table=True):
+    """A snapshot of an item taken before any hide/delete/block."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    taken_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(max_length=32)
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class Escalation(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("item_id", "target"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    target: str = Field(max_length=8)  # slt / dsl / head
+    reason: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """Notifications waiting for a chat surface; kept until delivered."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=256, unique=True)
+    school_id: str = Field(max_length=64, index=True)
+    item_id: int | None = Field(default=None, index=True)
+    kind: str = Field(max_length=16)  # card / escalation / reminder / late / health
+    audience: str = Field(max_length=16)  # moderators / slt / dsl / head
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    status: str = Field(default="pending", max_length=8, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,179 @@
+"""Storage functions: keyword-only arguments and an explicit session.
+
+Deduplication is the database's job: inserts that hit a unique constraint are
+ignored (INSERT ... ON CONFLICT DO NOTHING), never checked first in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col
+
+from hallmonitor.config import Config
+from storage.models import Account, Audit, Escalation, Item, Outbox, School, Source
+from storage.types import utcnow
+
+OPEN_STATUSES = ("open", "acknowledged")
+
+
+def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int | None:
+    """Insert a row unless a unique constraint says it exists; return the new id or None."""
+    dialect = session.get_bind().dialect.name
+    table = model.__table__  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        stmt: Any = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # other databases: let the constraint speak
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with session.begin_nested():
+                result: Any = session.execute(table.insert().values(**values))
+                return int(result.inserted_primary_key[0])
+        except IntegrityError:
+            return None
+    result = session.execute(stmt.returning(table.c.id))
+    row = result.first()
+    return row[0] if row else None
+
+
+def sync_config(session: Session, *, config: Config) -> None:
+    """Mirror schools, accounts and watch targets from the config into tables.
+
+    Sources no longer in the config are disabled, never deleted: their items
+    and history stay.
+    """
+    for school in config.schools:
+        session.merge(School(id=school.id, name=school.name, nation=school.nation.value, timezone=school.timezone))
+    session.flush()
+    wanted: set[tuple[str, str]] = set()
+    for account in config.accounts:
+        school = config.school_of(account)
+        session.merge(Account(id=account.id, school_id=school.id, platform=account.platform, name=account.name))
+        session.flush()
+        for watch in account.watch:
+            wanted.add((account.id, watch.url))
+            source = session.scalars(
+                select(Source).where(col(Source.account_id) == account.id, col(Source.location) == watch.url)
+            ).first()
+            if source is None:
+                session.add(Source(account_id=account.id, location=watch.url, kind=watch.kind, label=watch.label))
+            else:
+                source.kind, source.label, source.enabled = watch.kind, watch.label, True
+    for source in session.scalars(select(Source)):
+        if (source.account_id, source.location) not in wanted:
+            source.enabled = False
+    session.flush()
+
+
+def due_sources(session: Session, *, now: datetime, limit: int = 1000, all_enabled: bool = False) -> list[Source]:
+    """Enabled sources whose next check has come (or every enabled one)."""
+    stmt = select(Source).where(col(Source.enabled).is_(True))
+    if not all_enabled:
+        stmt = stmt.where(or_(col(Source.next_check_at).is_(None), col(Source.next_check_at) <= now))
+    stmt = stmt.order_by(col(Source.next_check_at).asc().nulls_first(), col(Source.id)).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def enqueue(
+    session: Session,
+    *,
+    dedupe_key: str,
+    school_id: str,
+    kind: str,
+    audience: str,
+    payload: dict[str, Any] | None = None,
+    item_id: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Queue a notification once per dedupe key; True if it was new."""
+    new_id = insert_ignore(
+        session,
+        Outbox,
+        {
+            "dedupe_key": dedupe_key,
+            "school_id": school_id,
+            "item_id": item_id,
+            "kind": kind,
+            "audience": audience,
+            "payload": payload or {},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now or utcnow(),
+            "created_at": now or utcnow(),
+        },
+    )
+    return new_id is not None
+
+
+def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
+    stmt = (
+        select(Outbox)
+        .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def open_items(session: Session, *, school_id: str | None = None, limit: int = 500) -> list[Item]:
+    """Items still needing attention, soonest reply-by first, escalations included."""
+    stmt = select(Item).where(
+        col(Item.status).in_(OPEN_STATUSES),
+        or_(col(Item.needs_reply).is_(True), col(Item.escalate) != "none"),
+    )
+    if school_id:
+        stmt = stmt.where(col(Item.school_id) == school_id)
+    stmt = stmt.order_by(col(Item.reply_by).asc().nulls_last(), col(Item.id)).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def items_due_for_clock(session: Session, *, before: datetime) -> list[Item]:
+    """Open items needing a reply whose reminder or deadline point is before `before`."""
+    stmt = select(Item).where(
+        col(Item.status).in_(OPEN_STATUSES),
+        col(Item.needs_reply).is_(True),
+        col(Item.replied_at).is_(None),
+        and_(col(Item.reply_by).is_not(None), col(Item.reply_by) <= before),
+    )
+    return list(session.scalars(stmt))
+
+
+def open_escalations(session: Session, *, item_id: int | None = None) -> list[Escalation]:
+    stmt = select(Escalation).where(col(Escalation.acknowledged_at).is_(None))
+    if item_id is not None:
+        stmt = stmt.where(col(Escalation.item_id) == item_id)
+    return list(session.scalars(stmt))
+
+
+def write_audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    outcome: str,
+    school_id: str | None = None,
+    item_id: int | None = None,
+    surface: str = "system",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        Audit(
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            school_id=school_id,
+            item_id=item_id,
+            surface=surface,
+            detail=detail or {},
+        )
+    )
+
+
+def mark_outbox(session: Session, *, outbox_id: int, **values: Any) -> None:
+    session.execute(update(Outbox).where(col(Outbox.id) == outbox_id).values(**values))

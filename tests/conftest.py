@@ -1,0 +1,101 @@
+"""Shared fixtures: real SQLite files, configs written as TOML, no real tokens."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from hallmonitor.config import Config, load_config
+from storage.db import open_database
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+FEEDS = FIXTURES / "feeds"
+
+SECRET_PREFIXES = ("SLACK_", "MICROSOFT_", "META_", "FACEBOOK_", "YOUTUBE_", "X_", "MASTODON_", "BLUESKY_")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see real tokens or a real database URL (bolt-python does the same)."""
+    for name in list(os.environ):
+        if name.startswith(SECRET_PREFIXES) or name in ("DATABASE_URL", "HALLMONITOR_CONFIG"):
+            monkeypatch.delenv(name, raising=False)
+
+
+BASE_CONFIG = """
+[service]
+database_url = "sqlite:///{db}"
+tick = "1s"
+
+[chat]
+surface = "console"
+read_commands = false
+
+[[schools]]
+id = "northgate"
+name = "Northgate Primary"
+nation = "england"
+
+[[staff]]
+id = "amira"
+name = "Amira Khan"
+roles = ["moderator"]
+
+[[staff]]
+id = "ben"
+name = "Ben Okafor"
+roles = ["moderator"]
+
+[[staff]]
+id = "helen"
+name = "Helen Moore"
+roles = ["slt"]
+
+[[staff]]
+id = "dana"
+name = "Dana Price"
+roles = ["dsl"]
+
+[[staff]]
+id = "sam"
+name = "Sam Teacher"
+roles = ["staff"]
+"""
+
+
+def account_block(account_id: str, urls: list[str], kind: str = "comment", poll_every: str = "5m") -> str:
+    watch = ", ".join(f'{{ url = "{u}", kind = "{kind}" }}' for u in urls)
+    return textwrap.dedent(
+        f"""
+        [[accounts]]
+        id = "{account_id}"
+        platform = "rss"
+        moderators = ["amira", "ben"]
+        poll_every = "{poll_every}"
+        watch = [{watch}]
+        """
+    )
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Config]:
+    def write(*accounts: str, extra: str = "") -> Config:
+        path = tmp_path / "config.toml"
+        path.write_text(BASE_CONFIG.format(db=tmp_path / "hm.db") + extra + "".join(accounts), encoding="utf-8")
+        return load_config(path)
+
+    return write
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = open_database(f"sqlite:///{tmp_path / 'hm.db'}")
+    yield eng
+    eng.dispose()

@@ -1,0 +1,60 @@
+"""Small helpers for tests: a recording chat surface and a polling shortcut."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, select
+from sqlmodel import SQLModel
+
+from bot.surface import Notification
+from hallmonitor.config import Config
+from handlers.notify import deliver_pending
+from monitors.poller import PollSummary, poll_once
+from storage.db import session_scope
+from storage.queries import sync_config
+
+
+class RecordingSurface:
+    """A ChatSurface that keeps what it was given (or fails on demand)."""
+
+    name = "console"
+
+    def __init__(self) -> None:
+        self.notes: list[Notification] = []
+        self.fail = False
+
+    async def deliver(self, note: Notification) -> None:
+        if self.fail:
+            raise ConnectionError("chat service down")
+        self.notes.append(note)
+
+
+def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any) -> PollSummary:
+    with session_scope(engine) as session:
+        sync_config(session, config=config)
+
+    async def go() -> PollSummary:
+        async with httpx.AsyncClient() as client:
+            return await poll_once(engine, config=config, client=client, now=now, **kw)
+
+    return asyncio.run(go())
+
+
+def deliver(engine: Engine, config: Config, surface: RecordingSurface, now: datetime) -> Any:
+    async def go() -> Any:
+        with session_scope(engine) as session:
+            return await deliver_pending(session, config=config, surface=surface, now=now)
+
+    return asyncio.run(go())
+
+
+def count(engine: Engine, model: type[SQLModel], *where: Any) -> int:
+    with session_scope(engine) as session:
+        stmt = select(func.count()).select_from(model)
+        for clause in where:
+            stmt = stmt.where(clause)
+        return int(session.scalar(stmt) or 0)
