@@ -1,7 +1,7 @@
 """Polling throughput: N feeds served from a local HTTP server (another process,
 loopback only), one polling pass cold and one answered with 304s.
 
-    python bench/poll.py [--feeds 1000] [--items 10] [--concurrency 32]
+    python bench/poll.py [--feeds 1000] [--items 10] [--concurrency 8]
 
 Prints feeds/s and items/s for each pass. Figures, never assertions.
 """
@@ -30,8 +30,9 @@ def feed_xml(feed: int, items: int) -> bytes:
         f"<pubDate>{formatdate(1_763_700_000 + i * 60, usegmt=True)}</pubDate></item>"
         for i in range(items)
     )
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {feed}</title>{entries}'
-            "</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {feed}</title>{entries}</channel></rss>'
+    ).encode()
 
 
 def serve(port: int, items: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
@@ -40,7 +41,7 @@ def serve(port: int, items: int, ready: multiprocessing.synchronize.Event) -> No
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             feed = int(self.path.strip("/").split("/")[-1].split(".")[0])
             etag = f'"feed-{feed}-v1"'
             if self.headers.get("If-None-Match") == etag:
@@ -76,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=8, help="as config service.max_concurrent_polls")
     args = parser.parse_args()
 
     import httpx
@@ -93,14 +94,24 @@ def main() -> None:
     ready.wait(10)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            config = parse_config({
-                "service": {"database_url": f"sqlite:///{tmp}/bench.db", "max_concurrent_polls": args.concurrency},
-                "schools": [{"id": "bench", "name": "Bench Primary"}],
-                "staff": [{"id": "a", "name": "A", "roles": ["moderator"]},
-                          {"id": "b", "name": "B", "roles": ["moderator"]}],
-                "accounts": [{"id": "feeds", "platform": "rss", "moderators": ["a", "b"],
-                              "watch": [f"http://127.0.0.1:{port}/feed/{i}.xml" for i in range(args.feeds)]}],
-            })
+            config = parse_config(
+                {
+                    "service": {"database_url": f"sqlite:///{tmp}/bench.db", "max_concurrent_polls": args.concurrency},
+                    "schools": [{"id": "bench", "name": "Bench Primary"}],
+                    "staff": [
+                        {"id": "a", "name": "A", "roles": ["moderator"]},
+                        {"id": "b", "name": "B", "roles": ["moderator"]},
+                    ],
+                    "accounts": [
+                        {
+                            "id": "feeds",
+                            "platform": "rss",
+                            "moderators": ["a", "b"],
+                            "watch": [f"http://127.0.0.1:{port}/feed/{i}.xml" for i in range(args.feeds)],
+                        }
+                    ],
+                }
+            )
             engine = open_database(config.service.database_url)
             with session_scope(engine) as session:
                 sync_config(session, config=config)
@@ -112,14 +123,18 @@ def main() -> None:
                     summary = await poll_once(engine, config=config, client=client, all_sources=True)
                     return time.perf_counter() - started, summary
 
-            print(f"bench/poll.py: {args.feeds} feeds x {args.items} items, concurrency {args.concurrency}, "
-                  f"SQLite, loopback HTTP")
+            print(
+                f"bench/poll.py: {args.feeds} feeds x {args.items} items, concurrency {args.concurrency}, "
+                f"SQLite, loopback HTTP"
+            )
             for label in ("cold (200, parse, store, triage)", "warm (304 Not Modified)"):
                 seconds, summary = asyncio.run(one_pass())
                 s = summary  # type: ignore[assignment]
-                print(f"  {label:<36} {seconds:7.2f} s  {args.feeds / seconds:8.1f} feeds/s  "
-                      f"{s.items_stored / seconds:8.1f} items/s stored  "  # type: ignore[attr-defined]
-                      f"(not_modified={s.not_modified}, failed={s.failed}, new={s.items_stored})")  # type: ignore[attr-defined]
+                print(
+                    f"  {label:<36} {seconds:7.2f} s  {args.feeds / seconds:8.1f} feeds/s  "
+                    f"{s.items_stored / seconds:8.1f} items/s stored  "  # type: ignore[attr-defined]
+                    f"(not_modified={s.not_modified}, failed={s.failed}, new={s.items_stored})"
+                )  # type: ignore[attr-defined]
     finally:
         server.terminate()
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
-from hallmonitor.config import AccountConfig, Config
+from hallmonitor.config import AccountConfig, Config, SchoolConfig
 from handlers.deadline import reply_by
 from handlers.triage import Classifier, Verdict, default_classifier
 from monitors.base import NewItem
-from storage.models import Escalation, Item, Triage
-from storage.queries import enqueue, insert_ignore
+from storage.models import Escalation, Item, Outbox, Triage
+from storage.queries import enqueue, insert_ignore, insert_ignore_many, known_external_ids, outbox_row
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,19 @@ def clock_start(new: NewItem, *, received: datetime, not_before: datetime | None
     return min(start, received)
 
 
+def item_decision(kind: str, verdict: Verdict, *, school: SchoolConfig, start: datetime) -> dict[str, Any]:
+    """The item fields a verdict sets: category, reply clock, escalation, status."""
+    needs_reply = verdict.needs_reply and kind in CARDED_KINDS
+    due = reply_by(start, nation=school.nation.value, zone=school.zone, day_end=school.working_day_end)
+    return {
+        "category": verdict.category,
+        "needs_reply": needs_reply,
+        "escalate": verdict.escalate,
+        "reply_by": due if needs_reply else None,
+        "status": "open" if needs_reply or verdict.escalate != "none" else "closed",
+    }
+
+
 def ingest(
     session: Session,
     *,
@@ -54,86 +68,92 @@ def ingest(
     not_before: datetime | None = None,
     classifier: Classifier | None = None,
 ) -> IngestStats:
-    """Store new items once (the unique key decides), triage them, queue notes."""
+    """Store new items once (the unique key decides), triage them, queue notes.
+
+    Set-based: one look-up, one batched triage, and a few multi-row inserts
+    per call, however many items arrive.
+    """
     classifier = classifier or default_classifier()
     school = config.school_of(account)
     stats = IngestStats(seen=len(items))
-    for new in items:
-        item_id = insert_ignore(
-            session,
-            Item,
-            {
-                "school_id": school.id,
-                "account_id": account.id,
-                "source_id": source_id,
-                "platform": account.platform,
-                "external_id": new.external_id,
-                "kind": new.kind,
-                "author": (new.author or None) and new.author[:512],
-                "title": new.title,
-                "text": new.text,
-                "url": new.url and new.url[:2048],
-                "created_at": new.created_at,
-                "received_at": now,
-                "status": "open",
-                "needs_reply": False,
-                "escalate": "none",
-                "media_urls": list(new.media_urls),
-                "raw": new.raw,
-            },
-        )
-        if item_id is None:
-            stats.duplicates += 1
-            continue
+    unique = list({new.external_id: new for new in items}.values())
+    known = known_external_ids(session, account_id=account.id, external_ids=[n.external_id for n in unique])
+    fresh = [new for new in unique if new.external_id not in known]
+    verdicts = dict(zip((n.external_id for n in fresh), classifier.classify_many([n.text for n in fresh]), strict=True))
+    rows = [
+        {
+            "school_id": school.id,
+            "account_id": account.id,
+            "source_id": source_id,
+            "platform": account.platform,
+            "external_id": new.external_id,
+            "kind": new.kind,
+            "author": new.author and new.author[:512],
+            "title": new.title,
+            "text": new.text,
+            "url": new.url and new.url[:2048],
+            "created_at": new.created_at,
+            "received_at": now,
+            "media_urls": list(new.media_urls),
+            "raw": new.raw,
+            **item_decision(
+                new.kind,
+                verdicts[new.external_id],
+                school=school,
+                start=clock_start(new, received=now, not_before=not_before),
+            ),
+        }
+        for new in fresh
+    ]
+    inserted = insert_ignore_many(session, Item, rows, returning=("id", "external_id", "kind"))
+    stats.duplicates = len(items) - len(inserted)
+    triage, escalations, notes = [], [], []
+    for item_id, external_id, kind in inserted:
+        verdict = verdicts[external_id]
         stats.stored += 1
         stats.new_ids.append(item_id)
-        item = session.get(Item, item_id)
-        assert item is not None
-        verdict = classifier.classify(new.text, platform=account.platform, author=new.author)
-        start = clock_start(new, received=now, not_before=not_before)
-        apply_verdict(session, item=item, verdict=verdict, config=config, start=start)
+        triage.append(
+            {
+                "item_id": item_id,
+                "category": verdict.category,
+                "needs_reply": verdict.needs_reply,
+                "escalate": verdict.escalate,
+                "reasons": verdict.reasons,
+                "decided_by": verdict.decided_by,
+                "created_at": now,
+            }
+        )
+        if kind in CARDED_KINDS or verdict.escalate != "none":
+            notes.append(
+                outbox_row(
+                    dedupe_key=f"card:{item_id}",
+                    school_id=school.id,
+                    kind="card",
+                    audience="moderators",
+                    item_id=item_id,
+                    now=now,
+                )
+            )
         if verdict.escalate != "none":
             stats.escalated += 1
+            reason = "; ".join(verdict.reasons)
+            escalations.append({"item_id": item_id, "target": verdict.escalate, "reason": reason, "created_at": now})
+            notes.append(
+                outbox_row(
+                    dedupe_key=f"escalation:{item_id}:{verdict.escalate}:0",
+                    school_id=school.id,
+                    kind="escalation",
+                    audience=verdict.escalate,
+                    item_id=item_id,
+                    now=now,
+                    payload={"reason": reason},
+                )
+            )
+            log.info("escalated item=%s target=%s reason=%r", item_id, verdict.escalate, reason)
+    insert_ignore_many(session, Triage, triage)
+    insert_ignore_many(session, Escalation, escalations)
+    insert_ignore_many(session, Outbox, notes)
     return stats
-
-
-def apply_verdict(session: Session, *, item: Item, verdict: Verdict, config: Config, start: datetime) -> None:
-    """Record a verdict on the item, set its reply clock, queue its card and escalation."""
-    account = config.account(item.account_id)
-    school = config.school_of(account)
-    assert item.id is not None
-    session.add(
-        Triage(
-            item_id=item.id,
-            category=verdict.category,
-            needs_reply=verdict.needs_reply,
-            escalate=verdict.escalate,
-            reasons=verdict.reasons,
-            decided_by=verdict.decided_by,
-        )
-    )
-    carded = item.kind in CARDED_KINDS
-    item.category = verdict.category
-    item.needs_reply = verdict.needs_reply and carded
-    item.escalate = verdict.escalate
-    if item.needs_reply:
-        item.reply_by = reply_by(start, nation=school.nation.value, zone=school.zone, day_end=school.working_day_end)
-    if not item.needs_reply and verdict.escalate == "none":
-        item.status = "closed"
-    session.add(item)
-    session.flush()
-    if carded or verdict.escalate != "none":
-        enqueue(
-            session,
-            dedupe_key=f"card:{item.id}",
-            school_id=school.id,
-            kind="card",
-            audience="moderators",
-            item_id=item.id,
-            now=item.received_at,
-        )
-    if verdict.escalate != "none":
-        escalate(session, item=item, target=verdict.escalate, reason="; ".join(verdict.reasons), school_id=school.id)
 
 
 def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str, round_: int = 0) -> None:

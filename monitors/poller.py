@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from hallmonitor.config import Config, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
@@ -29,6 +30,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
+WRITE_BATCH = 64
 ALERT_AFTER_ERRORS = 3  # one alert per failing spell, not one per poll
 MAX_BACKOFF = timedelta(hours=6)
 # Auth and permission problems need a person, not a faster retry.
@@ -45,6 +47,14 @@ class PollSummary:
     escalated: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+
+    def merge(self, other: PollSummary) -> None:
+        self.not_modified += other.not_modified
+        self.failed += other.failed
+        self.items_seen += other.items_seen
+        self.items_stored += other.items_stored
+        self.escalated += other.escalated
+        self.errors += other.errors
 
     def line(self) -> str:
         return (
@@ -81,7 +91,7 @@ async def _fetch(
 
 
 def _record(
-    engine: Engine,
+    session: Session,
     *,
     config: Config,
     source_id: int,
@@ -91,68 +101,67 @@ def _record(
     classifier: Classifier | None,
     summary: PollSummary,
 ) -> None:
-    with session_scope(engine) as session:
-        source = session.get(Source, source_id)
-        assert source is not None
-        account = config.account(source.account_id)
-        first_poll = source.first_polled_at is None
-        source.last_polled_at = now
-        if first_poll:
-            source.first_polled_at = now
-        if isinstance(outcome, PlatformError):
-            _record_failure(
-                session,
-                source=source,
-                account_school=config.school_of(account).id,
-                error=outcome,
-                poll_every=account.poll_every,
-                now=now,
-            )
-            summary.failed += 1
-            summary.errors.append(str(outcome))
-            return
-        stats = ingest(
+    source = session.get(Source, source_id)
+    assert source is not None
+    account = config.account(source.account_id)
+    first_poll = source.first_polled_at is None
+    source.last_polled_at = now
+    if first_poll:
+        source.first_polled_at = now
+    if isinstance(outcome, PlatformError):
+        _record_failure(
             session,
-            config=config,
-            account=account,
-            items=outcome.items,
+            source=source,
+            account_school=config.school_of(account).id,
+            error=outcome,
+            poll_every=account.poll_every,
             now=now,
-            source_id=source.id,
-            not_before=source.first_polled_at,
-            classifier=classifier,
         )
-        for warning in outcome.warnings:
-            log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
-        if source.health_alerted:
-            enqueue(
-                session,
-                dedupe_key=f"health-ok:{source.id}:{now.isoformat()}",
-                school_id=config.school_of(account).id,
-                kind="health",
-                audience="moderators",
-                now=now,
-                payload={
-                    "headline": "Source recovered",
-                    "text": f"{source.label or source.location} is working again.",
-                    "account": account.id,
-                },
-            )
-        source.etag, source.last_modified, source.cursor = state.etag, state.last_modified, state.cursor
-        source.consecutive_errors, source.last_error, source.last_error_kind = 0, None, None
-        source.health_alerted = False
-        source.last_success_at = now
-        if stats.stored:
-            source.last_new_item_at = now
-        source.next_check_at = now + account.poll_every
-        session.add(source)
-        summary.not_modified += outcome.not_modified
-        summary.items_seen += stats.seen
-        summary.items_stored += stats.stored
-        summary.escalated += stats.escalated
+        summary.failed += 1
+        summary.errors.append(str(outcome))
+        return
+    stats = ingest(
+        session,
+        config=config,
+        account=account,
+        items=outcome.items,
+        now=now,
+        source_id=source.id,
+        not_before=source.first_polled_at,
+        classifier=classifier,
+    )
+    for warning in outcome.warnings:
+        log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
+    if source.health_alerted:
+        enqueue(
+            session,
+            dedupe_key=f"health-ok:{source.id}:{now.isoformat()}",
+            school_id=config.school_of(account).id,
+            kind="health",
+            audience="moderators",
+            now=now,
+            payload={
+                "headline": "Source recovered",
+                "text": f"{source.label or source.location} is working again.",
+                "account": account.id,
+            },
+        )
+    source.etag, source.last_modified, source.cursor = state.etag, state.last_modified, state.cursor
+    source.consecutive_errors, source.last_error, source.last_error_kind = 0, None, None
+    source.health_alerted = False
+    source.last_success_at = now
+    if stats.stored:
+        source.last_new_item_at = now
+    source.next_check_at = now + account.poll_every
+    session.add(source)
+    summary.not_modified += outcome.not_modified
+    summary.items_seen += stats.seen
+    summary.items_stored += stats.stored
+    summary.escalated += stats.escalated
 
 
 def _record_failure(
-    session,
+    session: Session,
     *,
     source: Source,
     account_school: str,
@@ -193,6 +202,41 @@ def _record_failure(
     session.add(source)
 
 
+def _write_batch(
+    engine: Engine,
+    config: Config,
+    batch: list[tuple[int, FetchResult | PlatformError, SourceState]],
+    now: datetime,
+    classifier: Classifier | None,
+    summary: PollSummary,
+) -> None:
+    """Record a batch in one transaction; if anything in it fails, redo it one
+    source per transaction so one bad source cannot hold back the others."""
+    try:
+        with session_scope(engine) as session:
+            partial = PollSummary()
+            for source_id, outcome, state in batch:
+                _record(
+                    session,
+                    config=config,
+                    source_id=source_id,
+                    outcome=outcome,
+                    state=state,
+                    now=now,
+                    classifier=classifier,
+                    summary=partial,
+                )
+        summary.merge(partial)
+        return
+    except Exception:
+        if len(batch) == 1:
+            log.exception("record_failed source_id=%s", batch[0][0])
+            summary.failed += 1
+            return
+    for one in batch:
+        _write_batch(engine, config, [one], now, classifier, summary)
+
+
 async def poll_once(
     engine: Engine,
     *,
@@ -213,22 +257,30 @@ async def poll_once(
     due = [(sid, s) for sid, s in due if s.account_id in known]
     summary.sources = len(due)
     gate = asyncio.Semaphore(concurrency or config.service.max_concurrent_polls)
+    results: asyncio.Queue[tuple[int, FetchResult | PlatformError, SourceState] | None] = asyncio.Queue()
 
     async def run(source_id: int, source: Source) -> None:
         async with gate:
             outcome, state = await _fetch(source, config, client)
-        _record(
-            engine,
-            config=config,
-            source_id=source_id,
-            outcome=outcome,
-            state=state,
-            now=now,
-            classifier=classifier,
-            summary=summary,
-        )
+        await results.put((source_id, outcome, state))
 
+    async def writer() -> None:
+        """One writer: batches of results per transaction, off the event loop,
+        so fetching goes on while the database works."""
+        done = False
+        while not done:
+            batch = [await results.get()]
+            while not results.empty() and len(batch) < WRITE_BATCH:
+                batch.append(results.get_nowait())
+            done = batch[-1] is None
+            ready = [b for b in batch if b is not None]
+            if ready:
+                await asyncio.to_thread(_write_batch, engine, config, ready, now, classifier, summary)
+
+    writing = asyncio.create_task(writer())
     await asyncio.gather(*(run(sid, s) for sid, s in due if sid is not None))
+    await results.put(None)
+    await writing
     summary.seconds = time.perf_counter() - started
     log.info(summary.line())
     return summary

@@ -42,6 +42,65 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     return row[0] if row else None
 
 
+def insert_ignore_many(
+    session: Session, model: type[SQLModel], rows: list[dict[str, Any]], *, returning: tuple[str, ...] = ("id",)
+) -> list[tuple[Any, ...]]:
+    """Multi-row insert that skips rows hitting a unique constraint; returns the
+    `returning` columns of the rows actually inserted."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        out = []
+        for row in rows:
+            new_id = insert_ignore(session, model, row)
+            if new_id is not None:
+                out.append(tuple(row.get(c, new_id) if c != "id" else new_id for c in returning))
+        return out
+    table = model.__table__  # type: ignore[attr-defined]
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    out = []
+    for start in range(0, len(rows), 200):  # stay far below SQLite's bound-parameter limit
+        stmt = insert(table).values(rows[start : start + 200]).on_conflict_do_nothing()
+        out += [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)))]
+    return out
+
+
+def known_external_ids(session: Session, *, account_id: str, external_ids: list[str]) -> set[str]:
+    """Which of these ids are already stored (to skip re-triaging them; the
+    unique constraint still decides on insert)."""
+    known: set[str] = set()
+    for start in range(0, len(external_ids), 500):
+        chunk = external_ids[start : start + 500]
+        stmt = select(Item.external_id).where(col(Item.account_id) == account_id, col(Item.external_id).in_(chunk))
+        known.update(session.scalars(stmt))
+    return known
+
+
+def outbox_row(
+    *,
+    dedupe_key: str,
+    school_id: str,
+    kind: str,
+    audience: str,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    item_id: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "dedupe_key": dedupe_key,
+        "school_id": school_id,
+        "item_id": item_id,
+        "kind": kind,
+        "audience": audience,
+        "payload": payload or {},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 def sync_config(session: Session, *, config: Config) -> None:
     """Mirror schools, accounts and watch targets from the config into tables.
 
@@ -92,23 +151,16 @@ def enqueue(
     now: datetime | None = None,
 ) -> bool:
     """Queue a notification once per dedupe key; True if it was new."""
-    new_id = insert_ignore(
-        session,
-        Outbox,
-        {
-            "dedupe_key": dedupe_key,
-            "school_id": school_id,
-            "item_id": item_id,
-            "kind": kind,
-            "audience": audience,
-            "payload": payload or {},
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now or utcnow(),
-            "created_at": now or utcnow(),
-        },
+    row = outbox_row(
+        dedupe_key=dedupe_key,
+        school_id=school_id,
+        kind=kind,
+        audience=audience,
+        now=now or utcnow(),
+        payload=payload,
+        item_id=item_id,
     )
-    return new_id is not None
+    return insert_ignore(session, Outbox, row) is not None
 
 
 def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
