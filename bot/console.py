@@ -15,7 +15,7 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
-from bot.cards import Card
+from bot.cards import Card, countdown
 from bot.surface import Notification
 from hallmonitor.config import Config
 from handlers.actions import perform
@@ -129,7 +129,7 @@ class ConsoleCommands:
             items = open_items(session)
             rows = [
                 f"#{i.id:<5} {i.category or '?':<12} {i.escalate:<5} "
-                f"{(i.reply_by - now) if i.reply_by else '':<20} {i.text[:60]}"
+                f"{countdown(i.reply_by, now) or '':<20} {i.text[:60]}"
                 for i in items
             ]
         return "\n".join(rows) if rows else "nothing open"

@@ -282,5 +282,6 @@ async def poll_once(
     await results.put(None)
     await writing
     summary.seconds = time.perf_counter() - started
-    log.info(summary.line())
+    if summary.sources:
+        log.info(summary.line())
     return summary
