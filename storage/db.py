@@ -20,8 +20,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def database_url(configured: str) -> str:
     """$DATABASE_URL wins over the config file, so deployments need no file edit."""
     url = os.environ.get("DATABASE_URL") or configured
-    if url.startswith("postgres://"):  # Heroku-style scheme SQLAlchemy does not know
-        url = "postgresql://" + url.removeprefix("postgres://")
+    for prefix in ("postgres://", "postgresql://"):  # bare schemes: use the psycopg 3 driver we ship
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
 
 

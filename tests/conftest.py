@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,6 +97,27 @@ def write_config(tmp_path: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = open_database(f"sqlite:///{tmp_path / 'hm.db'}")
-    yield eng
-    eng.dispose()
+    """A real SQLite file; or, with HALLMONITOR_TEST_DATABASE_URL=postgresql://..., a fresh
+    Postgres database per test (dropped afterwards)."""
+    server = os.environ.get("HALLMONITOR_TEST_DATABASE_URL")
+    if not server:
+        eng = open_database(f"sqlite:///{tmp_path / 'hm.db'}")
+        yield eng
+        eng.dispose()
+        return
+    from sqlalchemy import create_engine, text
+
+    from storage.db import database_url
+
+    admin = create_engine(database_url(server), isolation_level="AUTOCOMMIT")
+    name = f"hm_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    eng = open_database(database_url(server.rsplit("/", 1)[0] + "/" + name))
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name}"))
+        admin.dispose()

@@ -103,3 +103,13 @@ def test_check_config_command_on_example() -> None:
         check=True,
     ).stdout
     assert "OK: 1 school(s), 2 account(s), 4 staff" in out
+
+
+def test_database_url_prefers_the_environment_and_the_shipped_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.db import database_url
+
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    assert database_url("sqlite:///x.db") == "postgresql+psycopg://u@h/db"
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert database_url("sqlite:///x.db") == "postgresql+psycopg://u@h/db"
