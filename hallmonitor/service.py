@@ -40,6 +40,13 @@ class Service:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
+        if self.classifier is None:
+            from handlers.triage import default_classifier
+
+            self.classifier = default_classifier()
+        configure = getattr(self.classifier, "configure", None)
+        if configure is not None:
+            configure(self.config)
         with session_scope(self.engine) as session:
             sync_config(session, config=self.config)
 

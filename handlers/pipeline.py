@@ -79,7 +79,10 @@ def ingest(
     unique = list({new.external_id: new for new in items}.values())
     known = known_external_ids(session, account_id=account.id, external_ids=[n.external_id for n in unique])
     fresh = [new for new in unique if new.external_id not in known]
-    verdicts = dict(zip((n.external_id for n in fresh), classifier.classify_many([n.text for n in fresh]), strict=True))
+    if fresh:
+        classifier.refresh_labels(session)
+    texts = [n.text for n in fresh]
+    verdicts = dict(zip((n.external_id for n in fresh), classifier.classify_many(texts, school=school.id), strict=True))
     rows = [
         {
             "school_id": school.id,
@@ -94,7 +97,8 @@ def ingest(
             "url": new.url and new.url[:2048],
             "created_at": new.created_at,
             "received_at": now,
-            "media_urls": list(new.media_urls),
+            # Safeguarding items keep text and link only: never their images or video.
+            "media_urls": [] if verdicts[new.external_id].category == "safeguarding" else list(new.media_urls),
             "raw": new.raw,
             **item_decision(
                 new.kind,

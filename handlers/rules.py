@@ -55,6 +55,37 @@ FIGURATIVE = re.compile(
     re.I,
 )
 
+# What figures of speech mean, for the model: it should read the sense, not the violent word.
+LITERAL: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p, re.I), r)
+    for p, r in [
+        (
+            r"\b(?:smash(?:ed|ing)?|nail(?:ed|ing)?|kill(?:ed|ing)?|ace(?:d)?|boss(?:ed)?) (?:it|that)\b",
+            "did really well",
+        ),
+        (
+            r"\b(?:smash(?:ed|ing)?|destroy(?:ed)?|annihilat\w+|crush(?:ed)?) the (?:\w+ )?(?:race|quiz|match|game|competition|test|final)\b",
+            "did really well in the competition",
+        ),
+        (
+            r"\b(?:is|are|was|were) (?:absolutely |literally )?(?:killing|murdering|destroying) me\b",
+            "is very hard for me",
+        ),
+        (r"\b(?:was|is|were) (?:absolute |pure )?(?:murder|a killer|brutal|torture)\b", "was very hard"),
+        (r"\bkiller\b", "very hard"),
+        (r"\b(?:to die for|dying to|died laughing|dying of laughter|i'?m dead|i'?m dying)\b", "great fun"),
+        (r"\bbloody (brilliant|marvellous|good|great|amazing|fantastic|lovely|well)\b", r"really \1"),
+    ]
+]
+
+
+def literal(text: str) -> str:
+    """Text with figures of speech replaced by their plain meaning."""
+    for pattern, replacement in LITERAL:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 RULES: list[Rule] = [
     # --- safeguarding: possible harm to a child -> DSL only
     _r(
@@ -98,6 +129,13 @@ RULES: list[Rule] = [
     ),
     _r(
         "safeguarding",
+        rf"\b(?:pay\w*|offer\w*|giv\w*|us\w*|get\w*)\b[^.!?]{{0,40}}\b(?:{CHILD}|boys|girls|lads)\b[^.!?]{{0,40}}\b(?:to |if they |for )"
+        r"(?:carry\w*|deliver\w*|drop\w* off|run\w*|hold\w*|mov\w*)\b[^.!?]{0,20}\b(?:packages?|parcels?|bags?|errands|stuff|phones?)\b|"
+        r"\bcounty lines\b|\bin exchange for (?:running errands|delivering)",
+        "possible criminal exploitation of children (county lines)",
+    ),
+    _r(
+        "safeguarding",
         rf"\b(?:photos?|pictures?|pics|images?|videos?) of (?:the |our |my |a |some )?(?:{CHILD})\b[^.!?]{{0,60}}"
         r"\b(?:reposted|re-?shared|shared|posted|stolen|copied|used|on (?:a|another|some) (?:stranger'?s?|"
         r"random|fake|someone else'?s) (?:account|page|profile|site))",
@@ -114,6 +152,9 @@ RULES: list[Rule] = [
         "safeguarding",
         r"\b(?:hasn'?t|has not|haven'?t|have not|not) been (?:at|in|to) school (?:for|in) (?:weeks|days|ages|"
         r"a (?:week|while|month|fortnight))|\bnobody (?:is )?answer\w* the door|\bmissing from (?:home|school)\b|"
+        r"\b(?:has|have|'s|is|are|went|gone) (?:been )?missing\b|"
+        r"\b(?:hasn'?t|has not|haven'?t|have not) (?:been seen|come home|been home)\b|"
+        r"\b(?:drunk|off (?:her|his) face|high)\b[^.!?]{0,40}\b(?:drove|driving|drive|put them in the car)\b|"
         r"\bleft (?:alone|on (?:his|her|their) own) (?:at home|all (?:day|night)|overnight)|"
         r"\b(?:no|never any) food (?:at|in the) home\b|\bsleeping rough\b",
         "possible neglect or a missing child",
@@ -182,7 +223,13 @@ RULES: list[Rule] = [
         r"\bsee how (?:brave|tough|hard|big|clever) (?:she|he|they|you) (?:is|are)\b|"
         r"\bi know where (?:she|he|they|you) (?:lives?|parks?|works?)\b|\bwatch (?:your|her|his|their) back\b|"
         r"\b(?:you'?ll|she'?ll|he'?ll|they'?ll) (?:regret|pay for) (?:it|this|that)\b|"
-        r"\bburn (?:the|this|that) (?:school|place) down\b|\bteach (?:her|him|them|that \w+) a lesson\b|"
+        r"\bburn (?:the|this|that) (?:school|place) down\b|"
+        r"\b(?:hope|wish)\b[^.!?]{0,30}\b(?:gets?|has|have|had) (?:an accident|hit by|run over|food poisoning|cancer|hurt|"
+        r"beaten|what they deserve)\b|\bnobody would (?:cry|care|miss (?:her|him))\b|\b(?:some of the|the) (?:dads|parents|lads) "
+        r"will (?:deal with|sort|make)\b|\bget what'?s coming\b|what'?s coming to (?:her|him|them)\b|"
+        r"\b(?:people|we|i|everyone) know (?:where|which way|what time|which house)\b[^.!?]{0,30}\b(?:she|he|they|you|"
+        r"her|his|the head'?s?)\b|\bbetter not be (?:walking|out|alone)\b|\bwants? sorting out\b|"
+        r"\b(?:hope|wish) (?:she|he|that teacher|the head|they) (?:has|have|gets?) an accident\b|\bteach (?:her|him|them|that \w+) a lesson\b|"
         r"\b(?:won'?t|will not|wouldn'?t) (?:forget|know what hit)\b|\bi know (?:what car|where) (?:she|he|they)\b|\bwaiting (?:for|outside)\b[^.!?]{0,30}\b(?:car ?park|"
         r"gates?|home|house)\b",
         "threat of violence or intimidation",
@@ -190,6 +237,7 @@ RULES: list[Rule] = [
     _r(
         "abuse",
         r"\bcan'?t (?:even )?speak (?:proper )?english\b|\bgo back to (?:your|their|her|his) (?:own )?country\b|"
+        r"\b(?:send\w*|sent|go) (?:them |\w+ )?back (?:where|to where) (?:they|she|he) (?:came|come|belong)|"
         r"\b(?:the )?\w+ (?:kids|family|children|lot|people)\b[^.!?]{0,10}\b(?:stink|smell|are filthy|are dirty|"
         r"are scum|are vermin|are animals)\b|\b(?:pakis?|wogs?|niggers?|gypos?|pikeys?|chinks?|kikes?|"
         r"faggots?|fags|dykes?|trann(?:y|ies)|retards?|retarded|spastics?|spazz?|mongs?)\b|"
@@ -225,15 +273,24 @@ RULES: list[Rule] = [
     # --- media enquiries -> reply, routed to the head (SLT) first
     _r(
         "media",
+        r"\b(?:i'?m|i am|we'?re|we are|this is|it'?s|hello|hi)\b[^.!?]{0,20}\b(?:from|with|at|of)\b[^.!?]{0,25}\b(?:local paper|"
+        r"(?:news)?paper|newsroom|news desk|news team|radio \w+|tv|channel \d|production company|magazine|press|the \w+ (?:post|echo|"
+        r"herald|gazette|argus|chronicle|mirror|times|telegraph|courier|standard|news))\b|"
+        r"\b(?:local paper|[a-z]+ news|channel \d|radio \w+) here\b|"
+        r"\b(?:writer|blogger|producer|editor|presenter) (?:for|at|with|on)\b",
+        "someone from the press or broadcast media is asking",
+    ),
+    _r(
+        "media",
         r"\b(?:journalist|reporter|correspondent|news ?desk|newsroom|editor|producer|press office|"
         r"media enquir\w*|press enquir\w*)\b",
         "media enquiry: route to the headteacher before any reply",
     ),
     _r(
         "media",
-        r"\b(?:bbc(?: radio \w+)?|itv|sky|channel 4|channel 5|radio \w+|news(?:paper)?|herald|gazette|echo|chronicle|telegraph|"
+        r"\b(?:bbc(?: radio \w+)?|itv(?: \w+)?|sky|channel 4|local paper|the paper|tv production|documentary|podcast|press team|channel 5|radio \w+|news(?:paper)?|herald|gazette|echo|chronicle|telegraph|"
         r"guardian|times|mirror|courier|argus|standard|observer|post|evening \w+)\b[^.!?]{0,40}"
-        r"\b(?:here|story|covering|article|piece|report\w*|feature|interview\w*|statement)\b",
+        r"\b(?:here|story|covering|article|piece|report\w*|feature|interview\w*|statement|comment|film\w*|visit)\b",
         "a news outlet is asking",
         1,
     ),
@@ -250,7 +307,10 @@ RULES: list[Rule] = [
         r"\b(?:get|buy|gain|boost|grow) (?:your |real |more )?(?:instagram|tiktok|page|account|followers|likes|views|subscribers)\b|\blink in (?:my )?bio\b|"
         r"\bearn (?:from home|money|£|\$|\d)|\bwork from home\b|\bcrypto\w*|\bbitcoin|\bforex\b|\binvest(?:ment|ing)? "
         r"(?:opportunit\w+|plan)|\bwidow\b[^.!?]{0,40}\binheritance|\binheritance\b|\blottery\b|\bcasino\b|"
-        r"\bonlyfans\b|\bsugar (?:daddy|mummy)\b|\bone (?:simple|weird) trick\b|\bexclusive offer\b|\b\d+k for [£$]",
+        r"\bonlyfans\b|\bsugar (?:daddy|mummy)\b|\b(?:hot|lonely|local) singles\b|\bmeet local (?:women|men|girls)\b|"
+        r"\byou'?ve been (?:selected|chosen)\b|\bclaim (?:now|your (?:prize|gift|voucher))\b|\bclick (?:here|the link) to claim\b|"
+        r"\bverify your account\b|\bloan approved\b|\bno credit checks?\b|\bweight loss\b|\bessays? written\b|"
+        r"https?://\S+\.(?:biz|xyz|top|click)\b|\bwww\.\S+\.(?:biz|xyz|top|click)\b|\bone (?:simple|weird) trick\b|\bexclusive offer\b|\b\d+k for [£$]",
         "looks like spam or a scam",
     ),
     _r(

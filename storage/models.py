@@ -102,7 +102,7 @@ class Triage(SQLModel, table=True):
     needs_reply: bool
     escalate: str = Field(max_length=8)
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
-    decided_by: str = Field(max_length=64)  # "rules-v1" or a staff id
+    decided_by: str = Field(max_length=64)  # "auto:<classifier>" for machines, else the staff id of a moderator
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
