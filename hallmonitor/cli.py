@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hallmonitor.config import Config, Nation, load_config
+from hallmonitor.config import Config, Nation, Role, load_config
 from hallmonitor.errors import ConfigError, HallMonitorError
 
 log = logging.getLogger("hallmonitor")
@@ -189,17 +189,65 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from hallmonitor.scoring import format_triage, run_triage_eval
+def _policy_path(args: argparse.Namespace) -> tuple[Path, str]:
+    """The policy file and who to ask instead, from --policy or --school."""
+    if args.policy:
+        return Path(args.policy), "your headteacher or line manager"
+    if not args.school:
+        raise HallMonitorError("say which policy: --policy PATH, or --school ID with --config")
+    config = _config(args)
+    try:
+        school = config.school(args.school)
+    except KeyError:
+        raise HallMonitorError(f"no school has id {args.school!r} in {config.path}") from None
+    if not school.policy:
+        raise HallMonitorError(f"school {school.id!r} has no `policy` path in {config.path}; add one")
+    heads = [s.name for s in config.staff_with_role(school.id, Role.SLT)]
+    return config.resolve_path(school.policy), (heads[0] if heads else "your headteacher or line manager")
 
-    gold = Path(args.gold)
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from handlers.policy import ask, index_for
+
+    path, ask_instead = _policy_path(args)
+    index_for(path)  # a missing, empty or unreadable policy fails here, clearly
+    if args.jsonl:
+        failed = 0
+        for n, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+                    raise ValueError('each line needs {"id": ..., "question": "..."}')
+            except (json.JSONDecodeError, ValueError) as exc:
+                failed += 1
+                print(json.dumps({"id": None, "line": n, "error": str(exc)}), flush=True)
+                continue
+            answer = ask(path, row["question"], ask_instead=ask_instead)
+            print(json.dumps({"id": row.get("id"), **answer.as_dict()}, ensure_ascii=False), flush=True)
+        return 1 if failed else 0
+    if not args.question:
+        raise HallMonitorError('ask a question: hallmonitor ask --policy PATH "Can I accept a friend request?"')
+    answer = ask(path, " ".join(args.question), ask_instead=ask_instead)
+    print(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2) if args.json else answer.answer)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
+
+    shared = Path(__file__).resolve().parents[1].parent / "shared"
+    gold = Path(args.gold or shared / "eval" / f"{args.what}_dev.jsonl")
     if not gold.exists():
         raise HallMonitorError(f"{gold}: no such file; pass --gold PATH")
-    figures = run_triage_eval(gold)
-    if args.json:
-        print(json.dumps(figures, indent=2))
+    if args.what == "policy":
+        figures = run_policy_eval(gold, Path(args.policies or gold.parent.parent / "policies"))
+        text = format_policy(figures, show_misses=not args.quiet)
     else:
-        print(format_triage(figures, show_misses=not args.quiet))
+        figures = run_triage_eval(gold)
+        text = format_triage(figures, show_misses=not args.quiet)
+    print(json.dumps(figures, indent=2) if args.json else text)
     return 0
 
 
@@ -231,9 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", choices=[n.value for n in Nation], default="england")
     p.add_argument("--explain", action="store_true", help="say why on stderr")
     p.set_defaults(func=cmd_deadline)
+    p = with_config(sub.add_parser("ask", help="answer a question from a school's social media policy"))
+    p.add_argument("question", nargs="*")
+    p.add_argument("--policy", help="the policy file (.txt, .md, .docx, .pdf)")
+    p.add_argument("--school", help="use this school's policy from the config instead")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--jsonl", action="store_true", help='read {"id","question"} lines, write one answer per line')
+    p.set_defaults(func=cmd_ask)
     p = sub.add_parser("score", help="score an evaluation set")
-    p.add_argument("what", choices=["triage"])
-    p.add_argument("--gold", default=str(Path(__file__).resolve().parents[1].parent / "shared/eval/triage_dev.jsonl"))
+    p.add_argument("what", choices=["triage", "policy"])
+    p.add_argument("--gold", help="labelled set (default ../shared/eval/<what>_dev.jsonl)")
+    p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
@@ -256,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -82,3 +82,61 @@ def format_triage(figures: dict[str, Any], *, show_misses: bool = True) -> str:
         lines.append("misses (gold -> got):")
         lines += [f"  {m['id']}: {m['gold']} -> {m['got']}  {m['text'][:90]}" for m in figures["misses"]]
     return "\n".join(lines)
+
+
+def _norm(text: str) -> str:
+    from handlers.policy.parse import normalise
+
+    return normalise(text).lower()
+
+
+def score_policy(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """top-1/top-3: a citation counts when its text contains a gold quote and is at most
+    1,500 characters; abstain accuracy over every question."""
+    answerable = [g for g in gold if not g.get("abstain")]
+    top1 = top3 = 0
+    misses = []
+    for g in answerable:
+        cites = answers[g["id"]].get("citations") or []
+        hits = [any(_norm(q) in _norm(c["text"]) for q in g["gold"]) and len(c["text"]) <= 1500 for c in cites]
+        top1 += bool(hits[:1] and hits[0])
+        top3 += any(hits[:3])
+        if not (hits[:1] and hits[0]):
+            misses.append(
+                {
+                    "id": g["id"],
+                    "question": g["question"],
+                    "got": [c["clause"] for c in cites[:3]],
+                    "in_top3": any(hits[:3]),
+                }
+            )
+    abstain_ok = sum(bool(answers[g["id"]].get("abstained")) == bool(g.get("abstain")) for g in gold)
+    return {
+        "questions": len(gold),
+        "top1": top1 / len(answerable) if answerable else 0.0,
+        "top3": top3 / len(answerable) if answerable else 0.0,
+        "abstain_accuracy": abstain_ok / len(gold) if gold else 0.0,
+        "abstain_expected": sum(bool(g.get("abstain")) for g in gold),
+        "misses": misses,
+    }
+
+
+def run_policy_eval(path: str | Path, policies: str | Path) -> dict[str, Any]:
+    from handlers.policy import ask
+
+    gold = read_jsonl(path)
+    answers = {g["id"]: ask(Path(policies) / g["policy"], g["question"]).as_dict() for g in gold}
+    return score_policy(gold, answers)
+
+
+def format_policy(figures: dict[str, Any], *, show_misses: bool = True) -> str:
+    lines = [
+        f"questions         {figures['questions']} ({figures['abstain_expected']} should abstain)",
+        f"top-1             {figures['top1']:.3f}",
+        f"top-3             {figures['top3']:.3f}",
+        f"abstain accuracy  {figures['abstain_accuracy']:.3f}",
+    ]
+    if show_misses and figures["misses"]:
+        lines.append("not first (id: got; gold in top 3?):")
+        lines += [f"  {m['id']}: {m['got']} {m['in_top3']}  {m['question'][:80]}" for m in figures["misses"]]
+    return "\n".join(lines)

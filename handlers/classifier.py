@@ -122,7 +122,7 @@ class HybridClassifier:
     def refresh_labels(self, session: Session) -> None:
         """Load moderator labels added since the last call (cheap when there are none)."""
         stmt = (
-            select(Triage.id, Triage.item_id, Triage.category, Item.text, Item.school_id)
+            select(col(Triage.id), col(Triage.item_id), col(Triage.category), col(Item.text), col(Item.school_id))
             .join(Item, col(Item.id) == col(Triage.item_id))
             .where(col(Triage.id) > self._last_label_id, ~col(Triage.decided_by).startswith(MACHINE_PREFIX))
             .order_by(col(Triage.id))

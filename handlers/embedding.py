@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DIM = 384
 HEADS = 12
 MAX_TOKENS = 256
+TOKEN_BUDGET = 1536  # padded tokens per batch
 EPS = 1e-12
 
 
@@ -132,15 +133,32 @@ class MiniLM:
         pooled = summed / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    @staticmethod
+    def _batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+        """Length-sorted batches under a token budget: many short texts together, few long
+        ones (large activations fall out of the CPU cache and run several times slower)."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS) -> np.ndarray:
         """Embed texts; batches are grouped by length so little is spent on padding."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         encodings = self.tokenizer.encode_batch([t or "" for t in texts])
+        if max_tokens < MAX_TOKENS:
+            for e in encodings:
+                e.truncate(max_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in self._batches(order, [len(e.ids) for e in encodings], batch_size):
             length = max(len(encodings[i].ids) for i in chunk)
             ids = np.zeros((len(chunk), length), dtype=np.int64)
             mask = np.zeros((len(chunk), length), dtype=np.float32)

@@ -72,7 +72,7 @@ def known_external_ids(session: Session, *, account_id: str, external_ids: list[
     known: set[str] = set()
     for start in range(0, len(external_ids), 500):
         chunk = external_ids[start : start + 500]
-        stmt = select(Item.external_id).where(col(Item.account_id) == account_id, col(Item.external_id).in_(chunk))
+        stmt = select(col(Item.external_id)).where(col(Item.account_id) == account_id, col(Item.external_id).in_(chunk))
         known.update(session.scalars(stmt))
     return known
 

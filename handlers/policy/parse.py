@@ -1,0 +1,230 @@
+"""Splitting a school's social media policy into clauses a person would cite.
+
+Handles the numbering styles real policies use: `28.` paragraphs with `- a)`
+sub-items; `6.2` dotted numbers with bullets under them; lines broken
+mid-sentence with private-use bullet glyphs; `**bold**` markers; and policies
+with no numbers at all, cited by heading and bullet ("HANDLING ABUSE,
+bullet 2"). Clause text is built only by joining the source's own lines, so
+every citation is the policy's words (whitespace, bullet glyphs, bold markers
+and curly quotes normalised; see `normalise`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+BULLET_GLYPHS = "-\u2022\uf0b7\uf0a7\uf076\uf0d8\u25aa\u25cf\u2013\u00b7*"
+_BULLET = re.compile(rf"^\s*[{re.escape(BULLET_GLYPHS)}]\s+")
+_NUMBER = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]\s*)?(\d{{1,3}}(?:\.\d{{1,3}})*)\.?\s+(\S.*)$")
+_SUBITEM = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]\s*)?\(?([a-z]|[ivx]{{1,4}})\)\s+(\S.*)$")
+_TERMINAL = (".", ";", ":", ":-", "!", "?", ".)", '."', ".'")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The comparison form of policy text: bold markers and bullet glyphs at line
+    starts removed, curly quotes straightened, whitespace collapsed."""
+    lines = [_BULLET.sub("", line) for line in text.replace("**", "").translate(_QUOTES).splitlines()]
+    return _SPACE.sub(" ", " ".join(lines)).strip()
+
+
+@dataclass(slots=True)
+class Clause:
+    """A citable unit: a numbered clause, one of its sub-items or bullets, or an
+    unnumbered paragraph or bullet under a heading."""
+
+    label: str  # "28", "21 d)", "7.1, bullet 4", "HANDLING ABUSE, bullet 2"
+    heading: str  # the section heading it sits under
+    text: str  # verbatim (normalised) policy words
+    kind: str  # clause / item / bullet / paragraph
+    lead: str = ""  # for items and bullets: the words that introduce them ("employees must not:")
+    parent: str | None = None
+    complete: bool = True  # False when a long clause is cited by its lead words only
+
+    @property
+    def context(self) -> str:
+        """What retrieval reads: heading, lead and text."""
+        return " ".join(p for p in (self.heading, self.lead, self.text) if p)
+
+
+@dataclass(slots=True)
+class _Block:
+    """A numbered clause or top-level paragraph/bullet while parsing."""
+
+    label: str
+    heading: str
+    kind: str
+    parts: list[str] = field(default_factory=list)  # the lead text, line by line
+    children: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (kind, marker, lines)
+    section: str = ""  # for unnumbered blocks: the heading they are counted under
+
+    def introduces(self) -> bool:
+        """A paragraph ending in ':' or ':-' introduces the bullets after it."""
+        return not self.children and bool(self.parts) and self.parts[-1].rstrip().endswith((":", ":-"))
+
+    def add(self, line: str) -> None:
+        (self.children[-1][2] if self.children else self.parts).append(line)
+
+    def ended(self) -> bool:
+        last = (self.children[-1][2] if self.children else self.parts) or [""]
+        return last[-1].rstrip().endswith(_TERMINAL)
+
+
+def _join(lines: list[str]) -> str:
+    return normalise("\n".join(lines))
+
+
+def _number_key(number: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in number.split("."))
+
+
+def _is_heading(line: str, previous_ended: bool) -> bool:
+    text = line.strip().replace("**", "")
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 3 or len(text) > 90:
+        return False
+    if text.isupper() and not text.endswith((",", ";")):
+        return True
+    words = text.split()
+    return (
+        previous_ended
+        and text[0].isupper()
+        and len(words) <= 9
+        and not text.endswith((*_TERMINAL, ","))
+        and not _BULLET.match(line)
+    )
+
+
+class PolicyParser:
+    """A line-by-line state machine; one instance per document."""
+
+    def __init__(self, text: str) -> None:
+        raw = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+        self.lines = [line for line in raw if line.strip()]
+        numbered = sum(1 for line in self.lines if _NUMBER.match(line) and len(line.strip()) > 40)
+        self.unnumbered = numbered < 5
+        self.blocks: list[_Block] = []
+        self.heading = ""
+        self.sub_heading = ""
+        self.open = False  # may the next bullet or continuation line join the last block?
+        self.last_number: tuple[int, ...] = ()
+        self.previous = ""
+        self.next = ""
+
+    def _numbered(self, line: str) -> tuple[str, str] | None:
+        match = _NUMBER.match(line)
+        if not match or self.unnumbered:
+            return None
+        number, rest = match.group(1), match.group(2)
+        key = _number_key(number)
+        if self.last_number and (key <= self.last_number or key[0] > self.last_number[0] + 3):
+            return None  # not the next clause: a wrapped line that starts with a number
+        return number, rest
+
+    def parse(self) -> list[_Block]:
+        for i, line in enumerate(self.lines):
+            self.next = self.lines[i + 1] if i + 1 < len(self.lines) else ""
+            self._line(line)
+            self.previous = line
+        return self.blocks
+
+    def _set_heading(self, text: str) -> None:
+        self.heading = text.strip().replace("**", "").rstrip(":").strip()
+        self.sub_heading, self.open = "", False
+
+    def _full_heading(self) -> str:
+        return f"{self.heading} › {self.sub_heading}" if self.sub_heading else self.heading
+
+    def _line(self, line: str) -> None:
+        current = self.blocks[-1] if self.blocks else None
+        ended = current is None or not self.open or current.ended()
+        short_previous = len(self.previous.strip()) < 50
+        numbered = self._numbered(line)
+        if numbered:
+            number, rest = numbered
+            self.last_number = _number_key(number)
+            short_title = len(rest) <= 80 and not rest.rstrip().endswith((*_TERMINAL, ":-"))
+            dotted_doc = any("." in b.label for b in self.blocks if b.kind == "clause")
+            if (
+                short_title
+                and rest[:1].isupper()
+                and (number.endswith(".0") or ("." not in number and (dotted_doc or len(rest.split()) <= 6)))
+            ):
+                self._set_heading(rest)
+                return
+            self.blocks.append(_Block(number, self.heading, "clause", [rest]))
+            self.open = True
+            return
+        bullet = bool(_BULLET.match(line)) or (self.unnumbered and line.startswith(" ") and not line.startswith("  "))
+        text = _BULLET.sub("", line).strip()
+        sub = _SUBITEM.match(line)
+        if sub and len(sub.group(1)) == 1 and self.open and current is not None and current.kind == "clause":
+            current.children.append(("item", sub.group(1) + ")", [sub.group(2)]))
+            return
+        if not bullet and _is_heading(line, ended or short_previous):
+            self._set_heading(line)
+            return
+        if bullet:
+            short = len(text.split()) <= 3 and not text.endswith(_TERMINAL) and text[:1].isupper()
+            if self.unnumbered and short and text.isupper() and sum(c.isalpha() for c in text) >= 5:
+                self._set_heading(text)
+                return
+            next_long = bool(self.next.startswith(" ")) and len(self.next.split()) >= 5
+            if self.unnumbered and short and next_long:
+                # a role or topic ("SLT", "Parents/Carers") introducing the bullets below; kept citable too
+                self._new_block("bullet", text)
+                self.sub_heading, self.open = text, False
+                return
+            introduced = current is not None and self.open and (current.kind == "clause" or current.introduces())
+            if introduced and current is not None and current.heading == self._full_heading():
+                current.children.append(("bullet", "", [text]))
+            else:
+                self._new_block("bullet", text)
+            return
+        if current is not None and self.open and not (self.unnumbered and current.ended()):
+            current.add(line)
+        else:
+            self._new_block("paragraph", text)
+
+    def _new_block(self, kind: str, text: str) -> None:
+        self.blocks.append(_Block("", self._full_heading(), kind, [text], section=self.heading or "Preamble"))
+        self.open = True
+
+
+def split_clauses(text: str, *, max_chars: int = 1500) -> list[Clause]:
+    """Citable units in document order. A clause with sub-items or bullets is
+    cited whole when it is short enough, and each item is citable on its own.
+    Unnumbered text is cited by heading: "HANDLING ABUSE, bullet 2"."""
+    out: list[Clause] = []
+    counts: dict[tuple[str, str], int] = {}
+
+    def count(section: str, kind: str) -> int:
+        counts[(section, kind)] = counts.get((section, kind), 0) + 1
+        return counts[(section, kind)]
+
+    for block in PolicyParser(text).parse():
+        label = block.label or f"{block.section}, {block.kind} {count(block.section, block.kind)}"
+        lead = _join(block.parts)
+        if not block.children:
+            if lead:
+                out.append(Clause(label, block.heading, lead, block.kind))
+            continue
+        pieces = [lead] + [f"{marker} {_join(lines)}".strip() for _, marker, lines in block.children]
+        whole = " ".join(p for p in pieces if p)
+        if len(whole) <= max_chars:
+            out.append(Clause(label, block.heading, whole, block.kind))
+        elif lead:
+            out.append(Clause(label, block.heading, lead, block.kind, complete=False))
+        n_bullet = 0
+        for kind, marker, lines in block.children:
+            if kind == "item":
+                child = f"{label} {marker}"
+            elif block.label:
+                n_bullet += 1
+                child = f"{label}, bullet {n_bullet}"
+            else:
+                child = f"{block.section}, bullet {count(block.section, 'bullet')}"
+            out.append(Clause(child, block.heading, _join(lines), kind, lead=lead, parent=label))
+    return [c for c in out if c.text]
