@@ -34,10 +34,12 @@ typecheck: install
 
 score: install  ## dev-set figures
 	$(BIN)/hallmonitor score triage
+	$(BIN)/hallmonitor score policy
 
 bench: install  ## speed figures (printed, never asserted)
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/triage.py
+	$(BIN)/python bench/ask.py
 
 lock:  ## re-pin dependencies after editing pyproject.toml
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
