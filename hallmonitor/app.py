@@ -16,7 +16,7 @@ from hallmonitor.service import Service
 log = logging.getLogger(__name__)
 
 
-def create_app(service: Service, *, start_scheduler: bool = True) -> FastAPI:
+def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
 
     @asynccontextmanager
@@ -35,6 +35,23 @@ def create_app(service: Service, *, start_scheduler: bool = True) -> FastAPI:
     def healthz() -> dict[str, Any]:
         """Always 200 while the process lives; the body says what is failing."""
         return {"version": __version__, **service.health()}
+
+    if slack is not None:
+        from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+
+        slack_handler = AsyncSlackRequestHandler(slack)
+
+        @app.post("/slack/events")
+        async def slack_events(request: Request) -> Any:
+            """Events, interactivity and slash commands; bolt verifies the signature (401 if bad)."""
+            return await slack_handler.handle(request)
+    else:
+
+        @app.post("/slack/events")
+        async def slack_not_configured() -> JSONResponse:
+            return JSONResponse(
+                {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"}, status_code=503
+            )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -43,11 +43,28 @@ def _open(config: Config) -> Any:
 
 
 def _surface(config: Config) -> Any:
+    if config.chat.surface == "slack":
+        from bot.slack import SlackSurface, slack_settings, web_client
+
+        token, _, api_url = slack_settings()
+        return SlackSurface(web_client(token, api_url))
     if config.chat.surface != "console":
-        raise ConfigError([f'chat.surface: {config.chat.surface!r} is not available in this version; use "console"'])
+        raise ConfigError(
+            [f'chat.surface: {config.chat.surface!r} is not available in this version; use "console" or "slack"']
+        )
     from bot.console import ConsoleSurface
 
     return ConsoleSurface()
+
+
+def _slack_app(service: Any) -> Any:
+    """The bolt app when Slack is configured (always when chat.surface is slack), else None."""
+    if service.config.chat.surface != "slack" and not os.environ.get("SLACK_SIGNING_SECRET"):
+        return None
+    from bot.slack import build_slack_app, slack_settings, web_client
+
+    token, secret, api_url = slack_settings()
+    return build_slack_app(service, token=token, signing_secret=secret, client=web_client(token, api_url))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -73,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     engine = _open(config)
     service = Service(config=config, engine=engine, surface=_surface(config))
-    app = create_app(service)
+    app = create_app(service, slack=_slack_app(service))
     if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
         commands = ConsoleCommands(engine=engine, config=config)
         threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()

@@ -1,0 +1,147 @@
+"""The chat core every surface shares: act on an item, answer a command.
+
+Surfaces (console, Slack, Teams) only translate their own payloads into these
+calls and render what comes back; no surface decides who may do what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.cards import Card, countdown, triage_card
+from hallmonitor.config import Role, StaffConfig
+from handlers.actions import perform
+from monitors.registry import SOURCES
+from storage.db import session_scope
+from storage.models import Item, Triage
+from storage.queries import open_escalations, open_items
+from storage.types import utcnow
+
+HELP = (
+    "Commands: `ask <question>` (answers from your school's social media policy), "
+    "`queue` (open items, soonest reply-by first), `status` (monitor health)."
+)
+
+
+@dataclass(slots=True)
+class ActOutcome:
+    ok: bool
+    message: str
+    card: Card | None = None
+
+
+def act(
+    service: Any, *, actor: str, action: str, item_id: int, surface: str, argument: str | None = None
+) -> ActOutcome:
+    """Run an action through the shared action function and return the refreshed card."""
+    now = utcnow()
+    with session_scope(service.engine) as session:
+        result = perform(
+            session,
+            config=service.config,
+            actor=actor,
+            action=action,
+            item_id=item_id,
+            surface=surface,
+            now=now,
+            argument=argument,
+        )
+    card = card_for(service, item_id) if result.ok else None
+    return ActOutcome(result.ok, result.message, card)
+
+
+def card_for(service: Any, item_id: int) -> Card | None:
+    with session_scope(service.engine) as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return None
+        latest = session.scalars(
+            select(Triage).where(col(Triage.item_id) == item_id).order_by(col(Triage.id).desc()).limit(1)
+        ).first()
+        account = service.config.account(item.account_id)
+        return triage_card(
+            item,
+            school=service.config.school_of(account),
+            account=account,
+            capabilities=SOURCES[account.platform].capabilities,
+            now=utcnow(),
+            reasons=latest.reasons if latest else [],
+            withhold_text=item.category == "safeguarding",
+        )
+
+
+def command(service: Any, *, staff: StaffConfig | None, verb: str, text: str) -> str:
+    """Plain-text reply to a chat command from a member of staff (or a stranger)."""
+    if staff is None:
+        return "I don't know you yet: ask your school's Hall Monitor admin to add your chat id to the staff list."
+    if verb == "ask":
+        return ask_policy(service, staff, text)
+    if verb == "queue":
+        return queue_text(service, staff)
+    if verb == "status":
+        return status_text(service)
+    return HELP
+
+
+def ask_policy(service: Any, staff: StaffConfig, question: str) -> str:
+    from handlers.policy import PolicyError, ask
+
+    if not question.strip():
+        return "Ask a question, e.g. `ask Can I accept a friend request from a former pupil?`"
+    school = service.config.school_of(staff)
+    if not school.policy:
+        return f"{school.name} has no social media policy configured yet; ask your Hall Monitor admin to add it."
+    heads = [s.name for s in service.config.staff_with_role(school.id, Role.SLT)]
+    try:
+        answer = ask(
+            service.config.resolve_path(school.policy),
+            question,
+            ask_instead=heads[0] if heads else "your headteacher or line manager",
+        )
+    except PolicyError as exc:
+        return f"Sorry, I couldn't read your school's policy: {exc}"
+    text = answer.answer
+    if answer.choices:
+        text += "\n" + "\n".join(f"• {c['audience']}: see {c['clause']}" for c in answer.choices)
+    return text
+
+
+def queue_text(service: Any, staff: StaffConfig) -> str:
+    school = service.config.school_of(staff)
+    now = utcnow()
+    with session_scope(service.engine) as session:
+        items = open_items(session, school_id=school.id, limit=20)
+        rows = [
+            f"#{i.id} {i.category} · {countdown(i.reply_by, now) or i.escalate + ' escalation'} · "
+            f"{'(text withheld: safeguarding)' if i.category == 'safeguarding' else i.text[:80]}"
+            for i in items
+        ]
+    return "\n".join(rows) if rows else "Nothing open. Well done."
+
+
+def status_text(service: Any) -> str:
+    health = service.health()
+    lines = [
+        f"Monitor status: {health['status']} · {health['failing']} failing source(s) · "
+        f"{health['outbox_pending']} notification(s) waiting"
+    ]
+    lines += [f"• {s['source']}: {s['last_error']}" for s in health["sources"] if not s["healthy"]]
+    return "\n".join(lines)
+
+
+def home(service: Any, *, staff: StaffConfig | None) -> str:
+    if staff is None:
+        return "Hall Monitor: ask your admin to add your Slack id to the staff list."
+    with session_scope(service.engine) as session:
+        waiting = len(open_escalations(session))
+    return "\n\n".join(
+        [
+            "*Open items* (soonest reply-by first)\n" + queue_text(service, staff),
+            f"*Escalations awaiting acknowledgement*: {waiting}",
+            "*Monitor health*\n" + status_text(service),
+        ]
+    )

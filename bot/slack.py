@@ -1,0 +1,242 @@
+"""Slack: Block Kit rendering of the platform-neutral cards, the chat surface
+that delivers them, and the bolt app (HTTP mode) mounted at /slack/events.
+
+Every button goes through `handlers.actions.perform` (role check, evidence,
+audit); Slack only renders and relays. Config comes from the environment:
+SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and, for tests or proxies, SLACK_API_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections import OrderedDict
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cards import Card
+from bot.surface import Notification
+from hallmonitor.config import Config, StaffConfig
+from hallmonitor.errors import ConfigError
+
+log = logging.getLogger(__name__)
+ACTION_PREFIX = "hm:"
+CATEGORY_EMOJI = {
+    "safeguarding": ":rotating_light:",
+    "abuse": ":no_entry:",
+    "complaint": ":warning:",
+    "question": ":question:",
+    "media": ":newspaper:",
+    "praise": ":tada:",
+    "spam": ":wastebasket:",
+    "other": ":speech_balloon:",
+}
+
+
+def slack_settings() -> tuple[str, str, str | None]:
+    """Token, signing secret and optional API URL from the environment, or a ConfigError saying what to set."""
+    token, secret = os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_SIGNING_SECRET", "")
+    missing = [name for name, value in (("SLACK_BOT_TOKEN", token), ("SLACK_SIGNING_SECRET", secret)) if not value]
+    if missing:
+        raise ConfigError(
+            [
+                f'chat.surface = "slack" needs the environment variable(s) {", ".join(missing)}; '
+                "see README: Setting up Slack"
+            ]
+        )
+    return token, secret, os.environ.get("SLACK_API_URL") or None
+
+
+def web_client(token: str, api_url: str | None) -> AsyncWebClient:
+    kwargs: dict[str, Any] = {"token": token, "retry_handlers": [AsyncRateLimitErrorRetryHandler(max_retry_count=2)]}
+    if api_url:
+        kwargs["base_url"] = api_url if api_url.endswith("/") else api_url + "/"
+    return AsyncWebClient(**kwargs)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def blocks_for(card: Card, *, done: str | None = None) -> list[dict[str, Any]]:
+    """Block Kit for a card. Images are never embedded: links only."""
+    emoji = CATEGORY_EMOJI.get(card.category or "", ":speech_balloon:")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{_escape(card.headline)}*"}},
+    ]
+    if card.text:
+        quoted = "\n".join(f"> {line}" for line in _escape(card.text[:2500]).splitlines() or [""])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quoted}})
+    meta = [
+        x
+        for x in (
+            card.author and f"by {_escape(card.author)}",
+            card.platform,
+            card.account,
+            card.url and f"<{card.url}|open on {card.platform or 'the platform'}>",
+        )
+        if x
+    ]
+    if meta:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(meta)}]})
+    fields = []
+    if card.category:
+        fields.append({"type": "mrkdwn", "text": f"*Category*\n{card.category}"})
+    if card.reply_by:
+        fields.append({"type": "mrkdwn", "text": f"*Reply by*\n{card.reply_by} ({card.countdown})"})
+    if fields:
+        blocks.append({"type": "section", "fields": fields})
+    if card.reasons:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Why: " + "; ".join(card.reasons)}]})
+    status = done or (card.status and f"Status: {card.status}")
+    if status:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(status)}]})
+    if card.item_id is not None and card.buttons:
+        buttons = [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": b.label},
+                "action_id": ACTION_PREFIX + b.action,
+                "value": str(card.item_id),
+                **({"style": "danger"} if b.danger else {}),
+            }
+            for b in card.buttons
+        ]
+        for start in range(0, len(buttons), 5):
+            blocks.append(
+                {"type": "actions", "block_id": f"hm-actions-{start}", "elements": buttons[start : start + 5]}
+            )
+    return blocks
+
+
+class SlackSurface:
+    """Delivers notifications. Moderator cards go to the account's channel; escalations
+    go to people directly, and DSL pings only ever by direct message."""
+
+    name = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def deliver(self, note: Notification) -> None:
+        blocks = blocks_for(note.card)
+        text = note.card.headline
+        if note.channel and not note.direct_only and note.audience == "moderators":
+            await self.client.chat_postMessage(channel=note.channel, text=text, blocks=blocks)
+            return
+        people = [p for p in note.recipients if p.slack_user]
+        if not people:
+            raise RuntimeError(
+                f"no Slack user configured for the {note.audience} audience; set slack_user in [[staff]]"
+            )
+        for person in people:
+            opened = await self.client.conversations_open(users=person.slack_user)
+            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, blocks=blocks)
+
+
+class _Seen:
+    """Event ids already handled (Slack retries deliveries it thinks were lost)."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.ids: OrderedDict[str, None] = OrderedDict()
+        self.size = size
+
+    def first_time(self, event_id: str | None) -> bool:
+        if not event_id:
+            return True
+        if event_id in self.ids:
+            return False
+        self.ids[event_id] = None
+        if len(self.ids) > self.size:
+            self.ids.popitem(last=False)
+        return True
+
+
+def staff_for(config: Config, slack_user: str) -> StaffConfig | None:
+    return next((s for s in config.staff if s.slack_user == slack_user), None)
+
+
+def build_slack_app(service: Any, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
+    """The bolt app. `service` is the running Service (config, engine)."""
+    from bot import chat
+
+    app = AsyncApp(token=token, signing_secret=signing_secret, client=client, process_before_response=False)
+    seen = _Seen()
+
+    @app.action(re.compile(f"^{ACTION_PREFIX}"))
+    async def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = body["user"]["id"]
+        staff = staff_for(service.config, user)
+        name = action["action_id"].removeprefix(ACTION_PREFIX)
+        outcome = await asyncio.to_thread(
+            chat.act,
+            service,
+            actor=staff.id if staff else f"slack:{user}",
+            action=name,
+            item_id=int(action["value"]),
+            surface="slack",
+        )
+        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+        if not outcome.ok:
+            if channel:
+                await client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
+            else:
+                await client.chat_postMessage(channel=user, text=outcome.message)
+            return
+        ts = (body.get("container") or {}).get("message_ts")
+        if channel and ts and outcome.card is not None:
+            who = f"<@{user}>"
+            await client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=outcome.card.headline,
+                blocks=blocks_for(outcome.card, done=f"{outcome.message} ({who})"),
+            )
+
+    @app.command("/hallmonitor")
+    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        await ack()
+        verb, _, rest = (command.get("text") or "").strip().partition(" ")
+        staff = staff_for(service.config, command["user_id"])
+        reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
+        await respond(text=reply, response_type="ephemeral")
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
+        if not seen.first_time(body.get("event_id")):
+            return
+        question = re.sub(r"<@[A-Z0-9]+>", "", event.get("text", "")).strip()
+        staff = staff_for(service.config, event.get("user", ""))
+        answer = await asyncio.to_thread(chat.command, service, staff=staff, verb="ask", text=question)
+        await say(text=answer, thread_ts=event.get("ts"))
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
+        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+            return
+        if not seen.first_time(body.get("event_id")):
+            return
+        staff = staff_for(service.config, event.get("user", ""))
+        answer = await asyncio.to_thread(chat.command, service, staff=staff, verb="ask", text=event.get("text", ""))
+        await say(text=answer)
+
+    @app.event("app_home_opened")
+    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        staff = staff_for(service.config, event["user"])
+        text = await asyncio.to_thread(chat.home, service, staff=staff)
+        await client.views_publish(
+            user_id=event["user"],
+            view={"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]},
+        )
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.exception("slack_listener_failed error=%r", error)
+
+    return app

@@ -1,0 +1,86 @@
+"""A local stand-in for the Slack Web API on loopback (as bolt-python's own tests do).
+
+It answers the methods Hall Monitor calls, records every call, and can be told
+to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+class MockSlack:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.fail_next = 0
+        self.rate_limit_next = 0
+        self._lock = threading.Lock()
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                if "json" in (self.headers.get("Content-Type") or ""):
+                    data = json.loads(body or "{}")
+                else:
+                    data = {k: v[0] for k, v in parse_qs(body).items()}
+                    for key in ("blocks", "view"):
+                        if isinstance(data.get(key), str):
+                            data[key] = json.loads(data[key])
+                path, _, query = self.path.partition("?")
+                data.update({k: v[0] for k, v in parse_qs(query).items()})
+                method = path.rsplit("/", 1)[-1]
+                with mock._lock:
+                    if mock.rate_limit_next:
+                        mock.rate_limit_next -= 1
+                        self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+                        return
+                    if mock.fail_next:
+                        mock.fail_next -= 1
+                        self._send(500, {"ok": False, "error": "internal_error"})
+                        return
+                    mock.calls.append((method, data))
+                self._send(200, mock.answer(method, data))
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "hallmonitor"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(data.get("users", "X"))}}
+        if method in ("chat.postMessage", "chat.update"):
+            return {"ok": True, "channel": data.get("channel"), "ts": "1700000000.000100"}
+        return {"ok": True}
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [data for m, data in self.calls if m == method]
+
+    def __enter__(self) -> MockSlack:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

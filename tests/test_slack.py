@@ -1,0 +1,257 @@
+"""Slack end to end: signed requests to the ASGI app; the Web API answered by a
+local mock server on loopback. Asserts what was posted, updated and audited."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from bot.slack import SlackSurface, build_slack_app, web_client
+from hallmonitor.app import create_app
+from hallmonitor.config import Config
+from hallmonitor.service import Service
+from handlers.notify import deliver_pending
+from storage.db import session_scope
+from storage.models import Audit, Item, Outbox
+from storage.types import utcnow
+from tests.conftest import BASE_CONFIG, SHARED, account_block
+from tests.mock_slack import MockSlack
+
+SECRET = "test-signing-secret"
+FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>
+<item><guid>q</guid><description>When is the nativity?</description></item>
+<item><guid>a</guid><description>Mr Smith is a useless idiot</description></item>
+<item><guid>s</guid><description>A man keeps asking my daughter to send him photos</description>
+<enclosure url="https://cdn.example/p.jpg" type="image/jpeg" length="1"/></item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def mock() -> Iterator[MockSlack]:
+    with MockSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mock: MockSlack) -> Config:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    monkeypatch.setenv("SLACK_API_URL", mock.url)
+    feed = tmp_path / "feed.xml"
+    feed.write_text(FEED)
+    text = BASE_CONFIG.format(db=tmp_path / "hm.db").replace('surface = "console"', 'surface = "slack"')
+    text = text.replace('nation = "england"', f'nation = "england"\npolicy = "{SHARED / "policies" / "northgate.txt"}"')
+    for name, user in (
+        ("Amira Khan", "UAMIRA"),
+        ("Ben Okafor", "UBEN"),
+        ("Helen Moore", "UHELEN"),
+        ("Dana Price", "UDANA"),
+        ("Sam Teacher", "USAM"),
+    ):
+        text = text.replace(f'name = "{name}"', f'name = "{name}"\nslack_user = "{user}"')
+    text += account_block("blog", [str(feed)]) + 'channel = { slack = "CMOD" }\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    from hallmonitor.config import load_config
+
+    return load_config(path)
+
+
+def signed(body: str, *, secret: str = SECRET, age: int = 0, content_type: str) -> dict[str, str]:
+    ts = str(int(time.time()) - age)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}", "Content-Type": content_type}
+
+
+class Harness:
+    def __init__(self, config: Config, engine: Engine, mock: MockSlack) -> None:
+        client = web_client("xoxb-test", mock.url)
+        self.service = Service(config=config, engine=engine, surface=SlackSurface(client))
+        self.app = create_app(
+            self.service,
+            start_scheduler=False,
+            slack=build_slack_app(self.service, token="xoxb-test", signing_secret=SECRET, client=client),
+        )
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://hm.test")
+        self.mock = mock
+
+    async def post(self, form: dict[str, str], **kw: Any) -> httpx.Response:
+        body = urlencode(form)
+        headers = signed(body, content_type="application/x-www-form-urlencoded", **kw)
+        return await self.http.post("/slack/events", content=body, headers=headers)
+
+    async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "x",
+            "trigger_id": "t",
+            "container": {"type": "message", "channel_id": "CMOD", "message_ts": "1700.1"},
+            "channel": {"id": "CMOD"},
+            "actions": [
+                {
+                    "action_id": f"hm:{action}",
+                    "value": str(item_id),
+                    "type": "button",
+                    "block_id": "b",
+                    "action_ts": "1",
+                }
+            ],
+        }
+        return await self.post({"payload": json.dumps(payload)}, **kw)
+
+    async def wait_for(self, method: str, n: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = self.mock.called(method)
+            if len(calls) >= n:
+                return calls
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{method} not called {n} time(s): {self.mock.calls}")
+
+
+def ids(engine: Engine) -> dict[str, int]:
+    with session_scope(engine) as s:
+        return {i.external_id: i.id or 0 for i in s.scalars(select(Item))}
+
+
+def test_cards_go_to_the_channel_and_dsl_pings_only_by_dm(config: Config, engine: Engine, mock: MockSlack) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        await h.service.tick(all_sources=True)
+        posts = mock.called("chat.postMessage")
+        channel_posts = [p for p in posts if p["channel"] == "CMOD"]
+        assert len(channel_posts) == 3  # one card per comment
+        opened = [c["users"] for c in mock.called("conversations.open")]
+        assert "UDANA" in opened and "UHELEN" in opened
+        dsl = [p for p in posts if p["channel"] == "DUDANA"]
+        assert len(dsl) == 1 and "send him photos" in json.dumps(dsl[0]["blocks"])
+        assert not any("send him photos" in json.dumps(p["blocks"]) for p in channel_posts)  # withheld in channel
+        assert not any(b["type"] == "image" for p in posts for b in p["blocks"])  # never images
+        assert all(
+            b.get("style") in (None, "danger")
+            for p in channel_posts
+            for blk in p["blocks"]
+            if blk["type"] == "actions"
+            for b in blk["elements"]
+        )
+        await h.http.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_moderator_click_acts_updates_the_card_and_is_audited(
+    config: Config, engine: Engine, mock: MockSlack
+) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        await h.service.tick(all_sources=True)
+        item = ids(engine)["q"]
+        started = time.perf_counter()
+        response = await h.click("UAMIRA", "acknowledge", item)
+        assert response.status_code == 200 and time.perf_counter() - started < 3
+        update = (await h.wait_for("chat.update"))[0]
+        assert update["channel"] == "CMOD" and update["ts"] == "1700.1"
+        assert "Acknowledged by amira" in json.dumps(update["blocks"])
+        refused = await h.click("USAM", "close", item)
+        assert refused.status_code == 200
+        ephemeral = (await h.wait_for("chat.postEphemeral"))[0]
+        assert ephemeral["user"] == "USAM" and "designated moderators" in ephemeral["text"]
+        await h.http.aclose()
+
+    asyncio.run(go())
+    with session_scope(engine) as s:
+        audit = [(a.actor, a.action, a.outcome, a.surface) for a in s.scalars(select(Audit).order_by(col(Audit.id)))]
+    assert audit == [("amira", "acknowledge", "ok", "slack"), ("sam", "close", "refused", "slack")]
+
+
+def test_bad_or_stale_signatures_are_refused_and_do_nothing(config: Config, engine: Engine, mock: MockSlack) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        await h.service.tick(all_sources=True)
+        item = ids(engine)["q"]
+        assert (await h.click("UAMIRA", "acknowledge", item, secret="wrong")).status_code == 401
+        assert (await h.click("UAMIRA", "acknowledge", item, age=600)).status_code == 401
+        await asyncio.sleep(0.2)
+        await h.http.aclose()
+
+    asyncio.run(go())
+    assert not mock.called("chat.update")
+    with session_scope(engine) as s:
+        assert s.scalars(select(Audit)).first() is None
+
+
+def test_slash_command_answers_from_the_schools_policy(config: Config, engine: Engine, mock: MockSlack) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        form = {
+            "command": "/hallmonitor",
+            "text": "ask Should I decline a friend request from a student?",
+            "user_id": "USAM",
+            "team_id": "T1",
+            "channel_id": "CX",
+            "response_url": mock.url + "response",
+            "trigger_id": "t",
+            "api_app_id": "A1",
+            "token": "x",
+        }
+        assert (await h.post(form)).status_code == 200
+        reply = (await h.wait_for("response"))[0]
+        assert reply["response_type"] == "ephemeral" and "clause 28" in reply["text"]
+        stranger = dict(form, user_id="UNOBODY", text="queue")
+        await h.post(stranger)
+        replies = await h.wait_for("response", 2)
+        assert "don't know you" in replies[1]["text"]
+        await h.http.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_slack_outage_or_rate_limit_loses_nothing(config: Config, engine: Engine, mock: MockSlack) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        mock.fail_next = 1000
+        await h.service.tick(all_sources=True)
+        with session_scope(engine) as s:
+            pending = s.scalars(select(Outbox).where(col(Outbox.status) == "pending")).all()
+            assert len(pending) == 5 and all(p.attempts == 1 for p in pending)
+        mock.fail_next = 0
+        mock.rate_limit_next = 1  # one 429 with Retry-After: the client waits and retries
+        with session_scope(engine) as s:
+            stats = await deliver_pending(
+                s, config=config, surface=h.service.surface, now=utcnow() + timedelta(minutes=1)
+            )
+        assert stats.sent == 5 and stats.failed == 0
+        await h.http.aclose()
+
+    asyncio.run(go())
+
+
+def test_without_slack_settings_the_endpoint_says_what_to_set(tmp_path: Path, engine: Engine) -> None:
+    from hallmonitor.config import parse_config
+    from tests.helpers import RecordingSurface
+
+    config = parse_config({"schools": [{"id": "s", "name": "S"}]})
+    app = create_app(Service(config=config, engine=engine, surface=RecordingSurface()), start_scheduler=False)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hm.test") as c:
+            return await c.post("/slack/events", content="x")
+
+    response = asyncio.run(go())
+    assert response.status_code == 503 and "SLACK_SIGNING_SECRET" in response.json()["error"]
