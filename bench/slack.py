@@ -32,8 +32,11 @@ SECRET = "bench-secret"
 def signed(body: str) -> dict[str, str]:
     ts = str(int(time.time()))
     sig = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={sig}",
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={sig}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 def main() -> None:
@@ -54,24 +57,40 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="hm-slack-bench-")
     feed = Path(tmp) / "feed.xml"
-    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>'
-                    "<item><guid>q</guid><description>When is the nativity?</description></item></channel></rss>")
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>'
+        "<item><guid>q</guid><description>When is the nativity?</description></item></channel></rss>"
+    )
     policy = REPO.parent / "shared" / "policies" / "northgate.txt"
     with MockSlack() as mock:
         os.environ.update(SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=mock.url)
-        config = parse_config({
-            "chat": {"surface": "slack"},
-            "schools": [{"id": "s", "name": "Bench Primary", "policy": str(policy)}],
-            "staff": [{"id": "a", "name": "A", "roles": ["moderator"], "slack_user": "UA"},
-                      {"id": "b", "name": "B", "roles": ["moderator"], "slack_user": "UB"}],
-            "accounts": [{"id": "blog", "platform": "rss", "moderators": ["a", "b"], "watch": [str(feed)],
-                          "channel": {"slack": "CMOD"}}],
-        })
+        config = parse_config(
+            {
+                "chat": {"surface": "slack"},
+                "schools": [{"id": "s", "name": "Bench Primary", "policy": str(policy)}],
+                "staff": [
+                    {"id": "a", "name": "A", "roles": ["moderator"], "slack_user": "UA"},
+                    {"id": "b", "name": "B", "roles": ["moderator"], "slack_user": "UB"},
+                ],
+                "accounts": [
+                    {
+                        "id": "blog",
+                        "platform": "rss",
+                        "moderators": ["a", "b"],
+                        "watch": [str(feed)],
+                        "channel": {"slack": "CMOD"},
+                    }
+                ],
+            }
+        )
         engine = open_database(f"sqlite:///{tmp}/bench.db")
         client = web_client("xoxb-bench", mock.url)
         service = Service(config=config, engine=engine, surface=SlackSurface(client))
-        app = create_app(service, start_scheduler=False,
-                         slack=build_slack_app(service, token="xoxb-bench", signing_secret=SECRET, client=client))
+        app = create_app(
+            service,
+            start_scheduler=False,
+            slack=build_slack_app(service, token="xoxb-bench", signing_secret=SECRET, client=client),
+        )
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -83,22 +102,52 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/slack/events"
 
         def click(i: int) -> str:
-            return urlencode({"payload": json.dumps({
-                "type": "block_actions", "user": {"id": "UA"}, "team": {"id": "T1"}, "api_app_id": "A1",
-                "token": "x", "trigger_id": "t", "container": {"type": "message", "channel_id": "CMOD",
-                                                                "message_ts": f"1700.{i}"},
-                "channel": {"id": "CMOD"}, "actions": [{"action_id": "hm:acknowledge", "value": "1",
-                                                        "type": "button", "block_id": "b", "action_ts": "1"}]})})
+            return urlencode(
+                {
+                    "payload": json.dumps(
+                        {
+                            "type": "block_actions",
+                            "user": {"id": "UA"},
+                            "team": {"id": "T1"},
+                            "api_app_id": "A1",
+                            "token": "x",
+                            "trigger_id": "t",
+                            "container": {"type": "message", "channel_id": "CMOD", "message_ts": f"1700.{i}"},
+                            "channel": {"id": "CMOD"},
+                            "actions": [
+                                {
+                                    "action_id": "hm:acknowledge",
+                                    "value": "1",
+                                    "type": "button",
+                                    "block_id": "b",
+                                    "action_ts": "1",
+                                }
+                            ],
+                        }
+                    )
+                }
+            )
 
         def command(i: int) -> str:
-            return urlencode({"command": "/hallmonitor", "text": "queue", "user_id": "UA", "team_id": "T1",
-                              "channel_id": "C1", "response_url": mock.url + "response", "trigger_id": "t",
-                              "api_app_id": "A1", "token": "x"})
+            return urlencode(
+                {
+                    "command": "/hallmonitor",
+                    "text": "queue",
+                    "user_id": "UA",
+                    "team_id": "T1",
+                    "channel_id": "C1",
+                    "response_url": mock.url + "response",
+                    "trigger_id": "t",
+                    "api_app_id": "A1",
+                    "token": "x",
+                }
+            )
 
         async def run(make: object) -> list[float]:
             gate = asyncio.Semaphore(args.concurrency)
             times: list[float] = []
             async with httpx.AsyncClient(timeout=10) as http:
+
                 async def one(i: int) -> None:
                     body = make(i)  # type: ignore[operator]
                     async with gate:
@@ -106,19 +155,24 @@ def main() -> None:
                         r = await http.post(url, content=body, headers=signed(body))
                         times.append((time.perf_counter() - t) * 1000)
                         assert r.status_code == 200, r.text
+
                 await asyncio.gather(*(one(i) for i in range(args.n)))
             return sorted(times)
 
-        print(f"bench/slack.py: {args.n} requests each, concurrency {args.concurrency}, loopback HTTP (uvicorn), "
-              "mock Slack Web API")
+        print(
+            f"bench/slack.py: {args.n} requests each, concurrency {args.concurrency}, loopback HTTP (uvicorn), "
+            "mock Slack Web API"
+        )
         for label, make in (("button clicks", click), ("slash commands", command)):
             times = asyncio.run(run(make))
             p99 = times[int(0.99 * (len(times) - 1))]
             p50 = statistics.median(times)
             print(f"  {label:<15} ack p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   max {times[-1]:6.1f} ms")
         time.sleep(1.0)
-        print(f"  follow-up Web API calls seen by the mock: chat.update {len(mock.called('chat.update'))}, "
-              f"responses {len(mock.called('response'))}")
+        print(
+            f"  follow-up Web API calls seen by the mock: chat.update {len(mock.called('chat.update'))}, "
+            f"responses {len(mock.called('response'))}"
+        )
         server.should_exit = True
 
 

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -163,27 +163,38 @@ def _queue_row(config: Config, item: Any) -> dict[str, Any]:
     }
 
 
-def cmd_triage(args: argparse.Namespace) -> int:
-    from handlers.triage import default_classifier
-
-    classifier = default_classifier()
-    failed = 0
-    for n, line in enumerate(sys.stdin, 1):
+def _map_jsonl(field: str, name: str, process: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> int:
+    """Read JSON lines from stdin, process the good ones in one batch, write one line per input
+    line in order (a line that cannot be read gets an error line). Exit 1 if any line failed."""
+    rows: list[dict[str, Any] | str] = []
+    for line in sys.stdin:
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise ValueError('each line needs {"id": ..., "text": "..."}')
+            if not isinstance(row, dict) or not isinstance(row.get(field), str):
+                raise ValueError(f'each line needs {{"id": ..., "{field}": "..."}}')
+            rows.append(row)
         except (json.JSONDecodeError, ValueError) as exc:
-            failed += 1
-            print(json.dumps({"id": None, "line": n, "error": str(exc)}), flush=True)
-            continue
-        verdict = classifier.classify(row["text"], platform=row.get("platform"), author=row.get("author"))
-        print(json.dumps({"id": row.get("id"), **verdict.as_dict()}, ensure_ascii=False), flush=True)
+            rows.append(str(exc))
+    good = [r for r in rows if isinstance(r, dict)]
+    results = iter(process(good))
+    for n, row in enumerate(rows, 1):
+        out = {"id": row.get("id"), **next(results)} if isinstance(row, dict) else {"id": None, "line": n, "error": row}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    failed = len(rows) - len(good)
     if failed:
-        print(f"hallmonitor triage: {failed} line(s) could not be read", file=sys.stderr)
+        print(f"hallmonitor {name}: {failed} line(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from handlers.triage import default_classifier
+
+    classifier = default_classifier()
+    return _map_jsonl(
+        "text", "triage", lambda rows: [v.as_dict() for v in classifier.classify_many([r["text"] for r in rows])]
+    )
 
 
 def cmd_deadline(args: argparse.Namespace) -> int:
@@ -229,21 +240,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     path, ask_instead = _policy_path(args)
     index_for(path)  # a missing, empty or unreadable policy fails here, clearly
     if args.jsonl:
-        failed = 0
-        for n, line in enumerate(sys.stdin, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-                    raise ValueError('each line needs {"id": ..., "question": "..."}')
-            except (json.JSONDecodeError, ValueError) as exc:
-                failed += 1
-                print(json.dumps({"id": None, "line": n, "error": str(exc)}), flush=True)
-                continue
-            answer = ask(path, row["question"], ask_instead=ask_instead)
-            print(json.dumps({"id": row.get("id"), **answer.as_dict()}, ensure_ascii=False), flush=True)
-        return 1 if failed else 0
+        return _map_jsonl(
+            "question", "ask", lambda rows: [ask(path, r["question"], ask_instead=ask_instead).as_dict() for r in rows]
+        )
     if not args.question:
         raise HallMonitorError('ask a question: hallmonitor ask --policy PATH "Can I accept a friend request?"')
     answer = ask(path, " ".join(args.question), ask_instead=ask_instead)
