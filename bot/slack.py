@@ -9,6 +9,7 @@ SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and, for tests or proxies, SLACK_API_URL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -97,21 +98,76 @@ def blocks_for(card: Card, *, done: str | None = None) -> list[dict[str, Any]]:
     if status:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(status)}]})
     if card.item_id is not None and card.buttons:
-        buttons = [
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": b.label},
-                "action_id": ACTION_PREFIX + b.action,
-                "value": str(card.item_id),
-                **({"style": "danger"} if b.danger else {}),
-            }
-            for b in card.buttons
-        ]
+        buttons = [_element(b.action, b.label, b.danger, card.item_id) for b in card.buttons]
         for start in range(0, len(buttons), 5):
             blocks.append(
                 {"type": "actions", "block_id": f"hm-actions-{start}", "elements": buttons[start : start + 5]}
             )
     return blocks
+
+
+def _element(action: str, label: str, danger: bool, item_id: int) -> dict[str, Any]:
+    """A button, or for re-categorising a menu of categories (the value carries the item id)."""
+    if action == "recategorise":
+        from handlers.triage import CATEGORIES
+
+        return {
+            "type": "static_select",
+            "action_id": ACTION_PREFIX + action,
+            "placeholder": {"type": "plain_text", "text": label},
+            "options": [{"text": {"type": "plain_text", "text": c}, "value": f"{item_id}:{c}"} for c in CATEGORIES],
+        }
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": ACTION_PREFIX + action,
+        "value": str(item_id),
+        **({"style": "danger"} if danger else {}),
+    }
+
+
+def _modal(action: str, metadata: str) -> dict[str, Any]:
+    """Reply and Delete ask for words first; Delete also offers to tell the audience why."""
+    if action == "reply":
+        title, label, block = "Reply", "Your reply (posted publicly)", "reply_text"
+    else:
+        title, label, block = "Delete", "Why is it being deleted?", "reason"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "input",
+            "block_id": block,
+            "label": {"type": "plain_text", "text": label},
+            "element": {"type": "plain_text_input", "action_id": "value", "multiline": True},
+        }
+    ]
+    if action == "delete":
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "tell",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Tell the audience"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [
+                        {
+                            "text": {"type": "plain_text", "text": "Post the reason as a reply before deleting"},
+                            "value": "yes",
+                        }
+                    ],
+                },
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": f"hm_{action}",
+        "private_metadata": metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": title},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
 
 
 class SlackSurface:
@@ -172,32 +228,74 @@ def build_slack_app(service: Any, *, token: str, signing_secret: str, client: As
     async def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         user = body["user"]["id"]
-        staff = staff_for(service.config, user)
         name = action["action_id"].removeprefix(ACTION_PREFIX)
+        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+        ts = (body.get("container") or {}).get("message_ts")
+        argument = None
+        if action.get("type") == "static_select":
+            item_text, _, argument = action["selected_option"]["value"].partition(":")
+        else:
+            item_text = action["value"]
+        if name in ("reply", "delete"):  # ask for the words first; the submission does the action
+            metadata = json.dumps({"item": int(item_text), "channel": channel, "ts": ts})
+            await client.views_open(trigger_id=body["trigger_id"], view=_modal(name, metadata))
+            return
+        await _act(client, user=user, name=name, item_id=int(item_text), argument=argument, channel=channel, ts=ts)
+
+    async def _act(
+        client: AsyncWebClient,
+        *,
+        user: str,
+        name: str,
+        item_id: int,
+        argument: str | None,
+        channel: str | None,
+        ts: str | None,
+    ) -> None:
+        staff = staff_for(service.config, user)
         outcome = await asyncio.to_thread(
             chat.act,
             service,
             actor=staff.id if staff else f"slack:{user}",
             action=name,
-            item_id=int(action["value"]),
+            item_id=item_id,
             surface="slack",
+            argument=argument,
         )
-        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
         if not outcome.ok:
             if channel:
                 await client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
             else:
                 await client.chat_postMessage(channel=user, text=outcome.message)
             return
-        ts = (body.get("container") or {}).get("message_ts")
         if channel and ts and outcome.card is not None:
-            who = f"<@{user}>"
             await client.chat_update(
                 channel=channel,
                 ts=ts,
                 text=outcome.card.headline,
-                blocks=blocks_for(outcome.card, done=f"{outcome.message} ({who})"),
+                blocks=blocks_for(outcome.card, done=f"{outcome.message} (<@{user}>)"),
             )
+
+    @app.view(re.compile(r"^hm_(reply|delete)$"))
+    async def on_modal(ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        meta = json.loads(view.get("private_metadata") or "{}")
+        values = view["state"]["values"]
+        name = view["callback_id"].removeprefix("hm_")
+        if name == "reply":
+            argument = values["reply_text"]["value"]["value"]
+        else:
+            tell = bool((values.get("tell", {}).get("value") or {}).get("selected_options"))
+            argument = json.dumps({"reason": values["reason"]["value"]["value"], "tell_audience": tell})
+        await _act(
+            client,
+            user=body["user"]["id"],
+            name=name,
+            item_id=int(meta["item"]),
+            argument=argument,
+            channel=meta.get("channel"),
+            ts=meta.get("ts"),
+        )
 
     @app.command("/hallmonitor")
     async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:

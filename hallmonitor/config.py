@@ -117,6 +117,9 @@ class SchoolConfig(_Strict):
     timezone: str = "Europe/London"
     working_day_end: ClockTime = time(17, 0)
     reminder_before: Duration = Field(timedelta(hours=2), description="remind moderators this long before reply-by")
+    escalation_reping: Duration = Field(
+        timedelta(minutes=30), description="re-ping, widened to all SLT and the DSL, if an escalation is unacknowledged"
+    )
     policy: str | None = Field(None, description="path to the school's social media policy")
     triage: TriageConfig = TriageConfig()
 

@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)
 AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
 HEADLINES: dict[str, str | dict[str, str]] = {
-    "escalation": {"dsl": "Safeguarding concern for the DSL", "slt": "Escalation for SLT"},
+    "escalation": {
+        "dsl": "Safeguarding concern for the DSL",
+        "slt": "Escalation for SLT",
+        "leaders": "Escalation not yet acknowledged: please make sure someone picks this up",
+    },
     "reminder": "Reply due soon",
     "late": "Reply is late",
 }
@@ -42,8 +46,10 @@ def recipients(config: Config, *, school_id: str, audience: str, account_id: str
     if audience == "moderators":
         ids = config.account(account_id).moderators if account_id else []
         return [s for s in (config.staff_by_id(i) for i in ids) if s is not None]
-    people = config.staff_with_role(school_id, AUDIENCE_ROLE[audience])
-    return people
+    if audience == "leaders":  # the widened circle: every SLT member and the DSL
+        leaders = config.staff_with_role(school_id, Role.SLT) + config.staff_with_role(school_id, Role.DSL)
+        return list({p.id: p for p in leaders}.values())
+    return config.staff_with_role(school_id, AUDIENCE_ROLE[audience])
 
 
 def build_note(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
@@ -92,7 +98,7 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
         card=card,
         recipients=people,
         channel=account.channel.get(surface) if in_channel else None,
-        direct_only=row.audience == "dsl",
+        direct_only=row.audience in ("dsl", "leaders"),
     )
 
 

@@ -12,13 +12,17 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from hallmonitor.config import Config
-from storage.queries import enqueue, items_due_for_clock
+from storage.models import Item
+from storage.queries import enqueue, items_due_for_clock, open_escalations
+
+REPING_ROUNDS = 2
 
 
 @dataclass(slots=True)
 class ClockStats:
     reminders: int = 0
     late: int = 0
+    repings: int = 0
 
 
 def check_clocks(session: Session, *, config: Config, now: datetime) -> ClockStats:
@@ -46,4 +50,30 @@ def check_clocks(session: Session, *, config: Config, now: datetime) -> ClockSta
             stats.late += 1
         elif queued:
             stats.reminders += 1
+    stats.repings = reping_escalations(session, config=config, now=now)
     return stats
+
+
+def reping_escalations(session: Session, *, config: Config, now: datetime) -> int:
+    """Nobody acknowledged an escalation in time: ping again, widened to every SLT member and the DSL
+    (by direct message), once per round."""
+    queued = 0
+    for esc in open_escalations(session):
+        item = session.get(Item, esc.item_id)
+        if item is None:
+            continue
+        school = config.school(item.school_id)
+        waited = now - esc.created_at
+        for round_ in range(1, REPING_ROUNDS + 1):
+            if waited >= school.escalation_reping * round_ and enqueue(
+                session,
+                dedupe_key=f"escalation:{item.id}:{esc.target}:{round_}",
+                school_id=school.id,
+                kind="escalation",
+                audience="leaders",
+                item_id=item.id,
+                now=now,
+                payload={"reason": esc.reason, "target": esc.target, "round": round_},
+            ):
+                queued += 1
+    return queued

@@ -249,3 +249,29 @@ def test_local_example_feeds_produce_cards(write_config, engine: Engine) -> None
     assert summary.items_stored == 15
     # the school's own uploads are stored for context, not carded
     assert count(engine, Outbox) == 0
+
+
+@respx.mock
+def test_unacknowledged_escalations_are_repinged_to_a_wider_circle(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    respx.get(URL).mock(return_value=httpx.Response(200, text=COMMENTS))
+    poll(engine, config, now=SAT)
+    with session_scope(engine) as s:
+        assert check_clocks(s, config=config, now=SAT + timedelta(minutes=20)).repings == 0
+        assert check_clocks(s, config=config, now=SAT + timedelta(minutes=31)).repings == 2  # abuse + safeguarding
+        assert check_clocks(s, config=config, now=SAT + timedelta(minutes=40)).repings == 0  # once per round
+        disclosure = s.scalars(select(Item).where(col(Item.external_id) == "c3")).one()
+        perform(
+            s,
+            config=config,
+            actor="dana",
+            action="ack_escalation",
+            item_id=disclosure.id or 0,
+            surface="t",
+            now=SAT + timedelta(minutes=45),
+        )
+        assert check_clocks(s, config=config, now=SAT + timedelta(minutes=61)).repings == 1  # only the abuse one
+    surface = RecordingSurface()
+    deliver(engine, config, surface, SAT + timedelta(hours=2))
+    widened = [n for n in surface.notes if n.audience == "leaders"]
+    assert widened and all(n.direct_only for n in widened)
+    assert {p.id for p in widened[0].recipients} == {"helen", "dana"}

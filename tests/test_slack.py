@@ -255,3 +255,73 @@ def test_without_slack_settings_the_endpoint_says_what_to_set(tmp_path: Path, en
 
     response = asyncio.run(go())
     assert response.status_code == 503 and "SLACK_SIGNING_SECRET" in response.json()["error"]
+
+
+def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engine, mock: MockSlack) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        await h.service.tick(all_sources=True)
+        card = next(p for p in mock.called("chat.postMessage") if p["channel"] == "CMOD")
+        menus = [
+            e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["type"] == "static_select"
+        ]
+        assert menus and {o["text"]["text"] for o in menus[0]["options"]} >= {"praise", "abuse", "safeguarding"}
+        item = ids(engine)["q"]
+        base = {
+            "type": "block_actions",
+            "user": {"id": "UAMIRA"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "x",
+            "trigger_id": "trig",
+            "channel": {"id": "CMOD"},
+            "container": {"type": "message", "channel_id": "CMOD", "message_ts": "1700.2"},
+        }
+        select_payload = dict(
+            base,
+            actions=[
+                {
+                    "action_id": "hm:recategorise",
+                    "type": "static_select",
+                    "block_id": "b",
+                    "action_ts": "1",
+                    "selected_option": {"value": f"{item}:praise"},
+                }
+            ],
+        )
+        assert (await h.post({"payload": json.dumps(select_payload)})).status_code == 200
+        update = (await h.wait_for("chat.update"))[0]
+        assert "Re-categorised as praise by amira" in json.dumps(update["blocks"])
+        await h.click("UAMIRA", "reply", item)
+        view = (await h.wait_for("views.open"))[0]["view"]
+        assert view["callback_id"] == "hm_reply"
+        submission = {
+            "type": "view_submission",
+            "user": {"id": "UAMIRA"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "x",
+            "trigger_id": "t2",
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": "hm_reply",
+                "private_metadata": view["private_metadata"],
+                "state": {
+                    "values": {
+                        "reply_text": {"value": {"type": "plain_text_input", "value": "It's on Thursday at 2pm"}}
+                    }
+                },
+            },
+        }
+        assert (await h.post({"payload": json.dumps(submission)})).status_code == 200
+        refusal = (await h.wait_for("chat.postEphemeral"))[0]
+        assert "rss does not let us reply" in refusal["text"]  # blog feeds cannot be replied to from here
+        await h.http.aclose()
+
+    asyncio.run(go())
+    with session_scope(engine) as s:
+        audit = [(a.actor, a.action, a.outcome) for a in s.scalars(select(Audit).order_by(col(Audit.id)))]
+        item = s.scalars(select(Item).where(col(Item.external_id) == "q")).one()
+    assert item.category == "praise"
+    assert audit == [("amira", "recategorise", "ok"), ("amira", "reply", "refused")]
