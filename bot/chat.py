@@ -88,13 +88,23 @@ def command(service: Any, *, staff: StaffConfig | None, verb: str, text: str) ->
 
 
 def ask_policy(service: Any, staff: StaffConfig, question: str) -> str:
+    text, choices = policy_answer(service, staff, question)
+    if choices:
+        text += "\n" + "\n".join(f"• {c['audience']}: see {c['clause']}" for c in choices)
+    return text
+
+
+def policy_answer(service: Any, staff: StaffConfig | None, question: str) -> tuple[str, list[dict[str, str]]]:
+    """The answer text and, where it depends on who it is about, the follow-up choices."""
     from handlers.policy import PolicyError, ask
 
+    if staff is None:
+        return command(service, staff=None, verb="ask", text=question), []
     if not question.strip():
-        return "Ask a question, e.g. `ask Can I accept a friend request from a former pupil?`"
+        return "Ask a question, e.g. `ask Can I accept a friend request from a former pupil?`", []
     school = service.config.school_of(staff)
     if not school.policy:
-        return f"{school.name} has no social media policy configured yet; ask your Hall Monitor admin to add it."
+        return f"{school.name} has no social media policy configured yet; ask your Hall Monitor admin to add it.", []
     heads = [s.name for s in service.config.staff_with_role(school.id, Role.SLT)]
     try:
         answer = ask(
@@ -103,11 +113,8 @@ def ask_policy(service: Any, staff: StaffConfig, question: str) -> str:
             ask_instead=heads[0] if heads else "your headteacher or line manager",
         )
     except PolicyError as exc:
-        return f"Sorry, I couldn't read your school's policy: {exc}"
-    text = answer.answer
-    if answer.choices:
-        text += "\n" + "\n".join(f"• {c['audience']}: see {c['clause']}" for c in answer.choices)
-    return text
+        return f"Sorry, I couldn't read your school's policy: {exc}", []
+    return answer.answer, answer.choices
 
 
 def queue_text(service: Any, staff: StaffConfig) -> str:

@@ -106,6 +106,23 @@ def blocks_for(card: Card, *, done: str | None = None) -> list[dict[str, Any]]:
     return blocks
 
 
+def answer_blocks(text: str, choices: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """A policy answer, with a button per follow-up choice where the answer depends on who it is about."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _escape(text[:2900])}}]
+    if choices:
+        buttons = [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": c["audience"][:75]},
+                "action_id": f"hm_ask_{i}",
+                "value": c["question"][:2000],
+            }
+            for i, c in enumerate(choices)
+        ]
+        blocks.append({"type": "actions", "block_id": "hm-ask", "elements": buttons[:5]})
+    return blocks
+
+
 def _element(action: str, label: str, danger: bool, item_id: int) -> dict[str, Any]:
     """A button, or for re-categorising a menu of categories (the value carries the item id)."""
     if action == "recategorise":
@@ -302,8 +319,19 @@ def build_slack_app(service: Any, *, token: str, signing_secret: str, client: As
         await ack()
         verb, _, rest = (command.get("text") or "").strip().partition(" ")
         staff = staff_for(service.config, command["user_id"])
+        if verb.lower() == "ask" and staff is not None:
+            text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
+            await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral")
+            return
         reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
         await respond(text=reply, response_type="ephemeral")
+
+    @app.action(re.compile(r"^hm_ask_\d+$"))
+    async def on_choice(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        staff = staff_for(service.config, body["user"]["id"])
+        text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, action["value"])
+        await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral", replace_original=False)
 
     @app.event("app_mention")
     async def on_mention(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:

@@ -325,3 +325,51 @@ def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engin
         item = s.scalars(select(Item).where(col(Item.external_id) == "q")).one()
     assert item.category == "praise"
     assert audit == [("amira", "recategorise", "ok"), ("amira", "reply", "refused")]
+
+
+def test_policy_answer_offers_choice_buttons_that_answer_the_follow_up(
+    config: Config, engine: Engine, mock: MockSlack
+) -> None:
+    async def go() -> None:
+        h = Harness(config, engine, mock)
+        form = {
+            "command": "/hallmonitor",
+            "text": "ask Can I accept a friend request from someone at school?",
+            "user_id": "UBEN",
+            "team_id": "T1",
+            "channel_id": "CX",
+            "response_url": mock.url + "response",
+            "trigger_id": "t",
+            "api_app_id": "A1",
+            "token": "x",
+        }
+        await h.post(form)
+        first = (await h.wait_for("response"))[0]
+        buttons = [e for b in first["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        assert first["text"].startswith("It depends who it is.")
+        former = next(b for b in buttons if b["text"]["text"] == "a former pupil")
+        click = {
+            "type": "block_actions",
+            "user": {"id": "UBEN"},
+            "team": {"id": "T1"},
+            "api_app_id": "A1",
+            "token": "x",
+            "trigger_id": "t",
+            "response_url": mock.url + "response",
+            "container": {"type": "message", "message_ts": "1", "channel_id": "CX", "is_ephemeral": True},
+            "actions": [
+                {
+                    "action_id": former["action_id"],
+                    "type": "button",
+                    "value": former["value"],
+                    "block_id": "hm-ask",
+                    "action_ts": "1",
+                }
+            ],
+        }
+        await h.post({"payload": json.dumps(click)})
+        second = (await h.wait_for("response", 2))[1]
+        assert "clause 27" in second["text"] and "ex-students" in second["text"]
+        await h.http.aclose()
+
+    asyncio.run(go())
