@@ -180,7 +180,7 @@ def test_off_topic_questions_abstain_and_say_who_to_ask() -> None:
 def test_dev_set_targets() -> None:
     figures = run_policy_eval(SHARED / "eval" / "policy_dev.jsonl", POLICIES)
     assert figures["top3"] >= 0.97
-    assert figures["top1"] >= 0.85  # the bar is 0.90: see the README's honest figures
+    assert figures["top1"] >= 0.90
     assert figures["abstain_accuracy"] == 1.0
 
 
