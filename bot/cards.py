@@ -73,7 +73,9 @@ def buttons_for(item: Item, capabilities: frozenset[Capability]) -> list[Button]
         buttons.append(Button("reply", "Reply"))
     else:
         buttons.append(Button("mark_replied", "Mark replied"))
-    if Capability.HIDE in capabilities:
+    if Capability.UNHIDE in capabilities and item.status == "hidden":
+        buttons.append(Button("unhide", "Unhide"))
+    elif Capability.HIDE in capabilities:
         buttons.append(Button("hide", "Hide", danger=True))
     if Capability.DELETE in capabilities:
         buttons.append(Button("delete", "Delete", danger=True))

@@ -7,12 +7,15 @@ writes the audit row, for successes, refusals and failures alike.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
 from hallmonitor.config import Config, Role
+from hallmonitor.errors import PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
 from handlers.triage import CATEGORIES, verdict_for
@@ -36,6 +39,8 @@ MODERATOR_ACTIONS = frozenset(
     }
 )
 DESTRUCTIVE = {"hide": Capability.HIDE, "delete": Capability.DELETE, "block": Capability.BLOCK}
+PLATFORM_ACTIONS = {**DESTRUCTIVE, "reply": Capability.REPLY, "unhide": Capability.UNHIDE}
+STATUS_AFTER = {"hide": "hidden", "delete": "deleted", "reply": "replied"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +109,12 @@ def perform(
         return audit("refused", refusal)
     account = config.account(item.account_id)
     capabilities = SOURCES[account.platform].capabilities
-    if action in DESTRUCTIVE or action == "reply":
-        needed = DESTRUCTIVE.get(action, Capability.REPLY)
+    if action in PLATFORM_ACTIONS:
+        needed = PLATFORM_ACTIONS[action]
         if needed not in capabilities:
             return audit("refused", f"{account.platform} does not let us {action} from here; do it on the platform.")
-        evidence = snapshot(session, item=item, reason=action) if action in DESTRUCTIVE else None
-        # Platform calls arrive with the connectors (issue 7); until then nothing claims to support them.
-        return audit(
-            "failed",
-            f"{action} is not available yet for {account.platform}.",
-            evidence_id=evidence.id if evidence else None,
+        return _platform_action(
+            session, config=config, item=item, action=action, argument=argument, now=now, audit=audit
         )
     handler = _HANDLERS.get(action)
     if handler is None:
@@ -123,6 +124,41 @@ def perform(
         return audit("refused", message[1:])
     session.add(item)
     return audit("ok", message)
+
+
+def _platform_action(
+    session: Session, *, config: Config, item: Item, action: str, argument: str | None, now: datetime, audit: Any
+) -> ActionResult:
+    """Evidence first (committed, so a failed call keeps it), then the platform call, then the audit."""
+    text, tell = argument, False
+    if action == "delete" and argument and argument.lstrip().startswith("{"):
+        details = json.loads(argument)
+        text, tell = str(details.get("reason") or ""), bool(details.get("tell_audience"))
+    if action == "reply" and not (text or "").strip():
+        return audit("refused", "Say what to reply.")
+    evidence = snapshot(session, item=item, reason=action) if action in DESTRUCTIVE else None
+    session.commit()
+    account = config.account(item.account_id)
+    connector: Any = SOURCES[account.platform](account, account.watch[0])
+    try:
+        if action == "delete" and tell and text:
+            connector.act(
+                "reply",
+                external_id=item.external_id,
+                raw=item.raw,
+                text=f"We have removed a comment because {text.rstrip('.')}.",
+            )
+        message = connector.act(action, external_id=item.external_id, raw=item.raw, text=text)
+    except PlatformError as exc:
+        return audit("failed", str(exc), error_kind=exc.kind.value, evidence_id=evidence.id if evidence else None)
+    if action in STATUS_AFTER:
+        item.status = STATUS_AFTER[action]
+    if action == "reply":
+        item.replied_at = now
+    if action == "unhide":
+        item.status = "open" if item.needs_reply and not item.replied_at else "closed"
+    session.add(item)
+    return audit("ok", message, evidence_id=evidence.id if evidence else None, told_audience=tell)
 
 
 def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Session) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
 
 if TYPE_CHECKING:
@@ -11,4 +12,5 @@ if TYPE_CHECKING:
 
 SOURCES: dict[str, type[Source]] = {
     "rss": FeedSource,
+    "facebook": FacebookSource,
 }

@@ -66,8 +66,11 @@ PHRASES: list[tuple[str, str]] = [
         " criticise ",
     ),
     (r"\bradicali[sz]\w*|\bextremis\w*|\bterroris\w*|\bprevent duty\b|\bthe prevent\b", " radicalisation "),
-    (r"\b(?:i'?m|i am|being|been|get(?:ting)?) (?:harass\w*|bull(?:y|ied)\w*|troll\w*|abus\w*|threaten\w*|targeted|picked on)\b|"
-     r"\bvictims?\b|\bsubjected to\b|\breceives? (?:any )?(?:threats|abuse)\b", " victim "),
+    (
+        r"\b(?:i'?m|i am|being|been|get(?:ting)?) (?:harass\w*|bull(?:y|ied)\w*|troll\w*|abus\w*|threaten\w*|targeted|picked on)\b|"
+        r"\bvictims?\b|\bsubjected to\b|\breceives? (?:any )?(?:threats|abuse)\b",
+        " victim ",
+    ),
     (r"\b(?:accept\w*|declin\w*|refus\w*|reject\w*|ignor\w*|approv\w*|authoris\w*)\b", " respondrequest "),
     (r"\b(?:look(?:ing)? at|view\w*|brows\w*|check(?:ing)? out|visit\w*|access\w*|stalk\w*)\b", " viewaccess "),
     (r"\btalk(?:ing)? (?:to|with) (?:\w+ ){1,3}about\b|\bengage in conversations?\b", " discuss "),

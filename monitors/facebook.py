@@ -1,0 +1,143 @@
+"""Facebook Page: comments (and replies) on the page's recent posts, by Graph
+API polling and by the `feed` webhook; reply, hide/unhide, delete and block.
+
+Watch target: the Page id. Credentials: `page_token` names the environment
+variable holding a Page access token with pages_read_engagement and
+pages_manage_engagement.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from hallmonitor.config import AccountConfig, Watch
+from hallmonitor.errors import ErrorKind, PlatformError
+from monitors.base import Capability, FetchResult, NewItem, SourceState
+from monitors.graph import graph_call, graph_get, graph_url, token
+
+COMMENT_FIELDS = "id,message,created_time,from,permalink_url,parent{id},attachment,is_hidden"
+RECENT_POSTS = 10  # comments are watched on the page's ten newest posts
+MAX_PAGES = 5  # pages of comments per post per poll
+OVERLAP = timedelta(minutes=5)  # re-read a little before the cursor; the unique key drops repeats
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def comment_id(comment: dict[str, Any]) -> str | None:
+    """The comment's id, or (when fields left it out) the one in its permalink."""
+    if comment.get("id"):
+        return str(comment["id"])
+    query = parse_qs(urlsplit(str(comment.get("permalink_url") or "")).query)
+    found = query.get("reply_comment_id") or query.get("comment_id")
+    return found[0] if found else None
+
+
+def comment_to_item(comment: dict[str, Any]) -> NewItem | None:
+    """A Graph comment (polled or from a webhook) as our NewItem; None if it has no id."""
+    ident = comment_id(comment)
+    if ident is None:
+        return None
+    author = comment.get("from") or {}
+    media = (((comment.get("attachment") or {}).get("media") or {}).get("image") or {}).get("src")
+    return NewItem(
+        external_id=ident,
+        kind="comment",
+        text=str(comment.get("message") or ""),
+        author=author.get("name"),
+        url=comment.get("permalink_url"),
+        created_at=parse_time(comment.get("created_time")),
+        media_urls=(media,) if media else (),
+        raw=comment,
+    )
+
+
+class FacebookSource:
+    platform: ClassVar[str] = "facebook"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.REPLY, Capability.HIDE, Capability.UNHIDE, Capability.DELETE, Capability.BLOCK}
+    )
+
+    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+        self.account = account
+        self.page = watch.url
+        self.what = f"Facebook page {watch.label or watch.url}"
+
+    async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
+        access = token(self.account, "page_token", "Facebook")
+        base = graph_url()
+        since = parse_time(state.cursor)
+        posts = await graph_get(
+            client,
+            f"{base}/{self.page}/posts",
+            params={"fields": "id,created_time", "limit": RECENT_POSTS, "access_token": access},
+            what=self.what,
+        )
+        result = FetchResult()
+        newest = since
+        for post in (posts.get("data") or [])[:RECENT_POSTS]:
+            url: str | None = f"{base}/{post['id']}/comments"
+            params: dict[str, Any] | None = {
+                "fields": COMMENT_FIELDS,
+                "filter": "stream",
+                "order": "reverse_chronological",
+                "limit": 50,
+                "access_token": access,
+            }
+            for _ in range(MAX_PAGES):
+                body = await graph_get(client, url or "", params=params, what=self.what)
+                older = False
+                for comment in body.get("data") or []:
+                    item = comment_to_item(comment)
+                    if item is None:
+                        result.skipped += 1
+                        continue
+                    if since and item.created_at and item.created_at < since - OVERLAP:
+                        older = True
+                        continue
+                    result.items.append(item)
+                    if item.created_at and (newest is None or item.created_at > newest):
+                        newest = item.created_at
+                url = (body.get("paging") or {}).get("next")
+                params = None  # the next link carries its own query
+                if older or not url:
+                    break
+        if newest is not None:
+            state.cursor = newest.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return result
+
+    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+        """Do a moderation action on Facebook; a sentence on success, PlatformError otherwise."""
+        access = token(self.account, "page_token", "Facebook")
+        what = "Facebook"
+        if action == "reply":
+            graph_call("POST", f"{external_id}/comments", access_token=access, data={"message": text or ""}, what=what)
+            return "Replied on Facebook."
+        if action in ("hide", "unhide"):
+            graph_call(
+                "POST", external_id, access_token=access, data={"is_hidden": str(action == "hide").lower()}, what=what
+            )
+            return "Hidden on Facebook." if action == "hide" else "Unhidden on Facebook."
+        if action == "delete":
+            graph_call("DELETE", external_id, access_token=access, what=what)
+            return "Deleted on Facebook."
+        if action == "block":
+            user = (raw.get("from") or {}).get("id")
+            if not user:
+                raise PlatformError(
+                    ErrorKind.BAD_PAYLOAD,
+                    "Facebook did not say who wrote this comment, so they cannot be blocked from here",
+                )
+            graph_call("POST", f"{self.page}/blocked", access_token=access, data={"user": user}, what=what)
+            return "Author blocked from the Facebook page."
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Facebook cannot {action}")
