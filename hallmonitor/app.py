@@ -36,6 +36,10 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
         """Always 200 while the process lives; the body says what is failing."""
         return {"version": __version__, **service.health()}
 
+    from monitors.webhooks import webhook_router
+
+    app.include_router(webhook_router(service))
+
     if slack is not None:
         from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 

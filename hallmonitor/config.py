@@ -282,7 +282,7 @@ def _cross_problems(cfg: Config) -> list[str]:
                 f"{where}.moderators: account {account.id!r} names {len(named)} moderator(s); the policy needs at "
                 'least two trained staff per account: add another staff id with the "moderator" role'
             )
-        if not account.watch:
+        if not account.watch and account.platform != "webhook":
             problems.append(f"{where}.watch: account {account.id!r} watches nothing; add at least one feed or target")
     return problems
 

@@ -21,6 +21,7 @@ from handlers.reminders import check_clocks
 from handlers.triage import Classifier
 from monitors.http import USER_AGENT
 from monitors.poller import PollSummary, poll_once
+from monitors.webhooks import retry_pending
 from storage.db import session_scope
 from storage.models import Outbox, Source
 from storage.queries import sync_config
@@ -73,6 +74,10 @@ class Service:
                 )
             except Exception:
                 log.exception("poll_pass_crashed")
+            try:
+                await asyncio.to_thread(retry_pending, self)
+            except Exception:
+                log.exception("webhook_retry_crashed")
             try:
                 with session_scope(self.engine) as session:
                     check_clocks(session, config=self.config, now=utcnow())

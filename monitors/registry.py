@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
+from monitors.generic import GenericWebhookSource
 
 if TYPE_CHECKING:
     from monitors.base import Source
@@ -13,4 +14,5 @@ if TYPE_CHECKING:
 SOURCES: dict[str, type[Source]] = {
     "rss": FeedSource,
     "facebook": FacebookSource,
+    "webhook": GenericWebhookSource,
 }

@@ -157,3 +157,19 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """A platform webhook delivery, stored raw before it is processed: a crash
+    mid-processing loses nothing, and a repeated delivery is stored once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    account_id: str | None = Field(default=None, max_length=64)
+    digest: str = Field(max_length=64, unique=True)  # sha256 of the raw body
+    body: str = Field(sa_type=Text)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending / processed / ignored / failed
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+    processed_at: datetime | None = _ts()

@@ -1,0 +1,239 @@
+"""Platform webhooks: Meta (Facebook `feed`) at /webhooks/{platform}, and a
+generic HMAC-signed webhook at /webhooks/generic/{account} for forms and
+automation tools.
+
+Every signed delivery is stored raw first (deduplicated by a digest of the
+body), then processed; a failure leaves it pending for the scheduler to retry.
+A bad signature is answered 401 and nothing is stored. Events for pages we do
+not watch are answered 200 and logged, because Meta disables webhooks that fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import select
+from sqlmodel import col
+
+from hallmonitor.config import AccountConfig, Config
+from handlers import pipeline
+from monitors.base import NewItem
+from monitors.facebook import comment_to_item
+from storage.db import session_scope
+from storage.models import WebhookEvent
+from storage.queries import insert_ignore
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+META_PLATFORMS = ("facebook", "instagram")
+MAX_ATTEMPTS = 5
+
+
+def _signed(secret: str, body: bytes, header: str | None) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return bool(header) and hmac.compare_digest(expected, header or "")
+
+
+def store_event(service: Any, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
+    """Keep the raw delivery; None if this exact delivery was stored before."""
+    with session_scope(service.engine) as session:
+        return insert_ignore(
+            session,
+            WebhookEvent,
+            {
+                "platform": platform,
+                "account_id": account_id,
+                "digest": hashlib.sha256(body).hexdigest(),
+                "body": body.decode("utf-8", errors="replace"),
+                "received_at": utcnow(),
+                "status": "pending",
+                "attempts": 0,
+            },
+        )
+
+
+def _meta_items(config: Config, platform: str, payload: dict[str, Any]) -> dict[str, list[NewItem]]:
+    """Account id -> new items from a Meta webhook payload; unknown pages are logged and skipped."""
+    pages = {w.url: a for a in config.accounts if a.platform == platform for w in a.watch}
+    out: dict[str, list[NewItem]] = {}
+    for entry in payload.get("entry") or []:
+        account = pages.get(str(entry.get("id")))
+        if account is None:
+            log.warning("webhook_unknown_page platform=%s page=%s", platform, entry.get("id"))
+            continue
+        for change in entry.get("changes") or []:
+            value = change.get("value") or {}
+            if (
+                change.get("field") != "feed"
+                or value.get("item") != "comment"
+                or value.get("verb") not in ("add", "edited")
+            ):
+                continue  # reactions, removals, posts by the page itself
+            created = value.get("created_time")
+            comment = {
+                "id": value.get("comment_id"),
+                "message": value.get("message"),
+                "from": value.get("from") or {},
+                "parent": {"id": value.get("parent_id")},
+                "post_id": value.get("post_id"),
+                "created_time": datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
+                if isinstance(created, int | float)
+                else created,
+                "permalink_url": (value.get("post") or {}).get("permalink_url"),
+            }
+            item = comment_to_item(comment)
+            if item is not None:
+                out.setdefault(account.id, []).append(item)
+    return out
+
+
+def _generic_items(payload: Any, account: AccountConfig) -> list[NewItem]:
+    rows = payload if isinstance(payload, list) else [payload]
+    kind = account.watch[0].kind if account.watch else "message"
+    items = []
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            continue
+        ident = str(row.get("id") or hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:32])
+        created = None
+        if isinstance(row.get("created_at"), str):
+            try:
+                created = datetime.fromisoformat(row["created_at"])
+                created = created if created.tzinfo else None
+            except ValueError:
+                created = None
+        items.append(
+            NewItem(
+                external_id=ident,
+                kind=kind,
+                text=row["text"],
+                author=row.get("author"),
+                url=row.get("url"),
+                created_at=created,
+                raw=row,
+            )
+        )
+    return items
+
+
+def process_event(service: Any, event_id: int) -> str:
+    """Turn a stored delivery into items (once). Returns the event's new status."""
+    config: Config = service.config
+    with session_scope(service.engine) as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event.status in ("processed", "ignored"):
+            return event.status if event else "missing"
+        event.attempts += 1
+        try:
+            payload = json.loads(event.body)
+            if event.platform == "webhook":
+                account = config.account(event.account_id or "")
+                batches = {account.id: _generic_items(payload, account)}
+            else:
+                batches = _meta_items(config, event.platform, payload)
+            stored = 0
+            for account_id, items in batches.items():
+                stats = pipeline.ingest(
+                    session,
+                    config=config,
+                    account=config.account(account_id),
+                    items=items,
+                    now=utcnow(),
+                    classifier=service.classifier,
+                )
+                stored += stats.stored
+            event.status = "processed" if batches else "ignored"
+            event.processed_at = utcnow()
+            log.info("webhook_processed id=%s platform=%s items_new=%d", event.id, event.platform, stored)
+        except Exception as exc:  # keep the raw event; the scheduler retries it
+            session.rollback()
+            event = session.get(WebhookEvent, event_id)
+            assert event is not None
+            event.attempts += 1
+            event.status = "failed" if event.attempts >= MAX_ATTEMPTS else "pending"
+            event.error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.exception("webhook_processing_failed id=%s attempts=%d", event_id, event.attempts)
+        session.add(event)
+        return event.status
+
+
+def retry_pending(service: Any, *, limit: int = 100) -> int:
+    """Process deliveries that a crash or error left pending."""
+    with session_scope(service.engine) as session:
+        ids = [
+            e.id
+            for e in session.scalars(
+                select(WebhookEvent)
+                .where(col(WebhookEvent.status) == "pending")
+                .order_by(col(WebhookEvent.id))
+                .limit(limit)
+            )
+            if e.id is not None
+        ]
+    return sum(process_event(service, i) == "processed" for i in ids)
+
+
+def webhook_router(service: Any) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/webhooks/{platform}")
+    async def meta_handshake(platform: str, request: Request) -> Response:
+        if platform not in META_PLATFORMS:
+            return JSONResponse({"error": f"no webhook handshake for {platform}"}, status_code=404)
+        expected = os.environ.get("META_VERIFY_TOKEN")
+        if not expected:
+            return JSONResponse({"error": "META_VERIFY_TOKEN is not set"}, status_code=503)
+        query = request.query_params
+        token = query.get("hub.verify_token") or ""
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(token, expected):
+            return PlainTextResponse(query.get("hub.challenge") or "")
+        return JSONResponse({"error": "verify token does not match"}, status_code=403)
+
+    @router.post("/webhooks/generic/{account_id}")
+    async def generic(account_id: str, request: Request) -> Response:
+        body = await request.body()
+        try:
+            account = service.config.account(account_id)
+        except KeyError:
+            return JSONResponse({"error": "unknown account"}, status_code=404)
+        env = account.credentials.get("secret")
+        secret = os.environ.get(env or "")
+        if account.platform != "webhook" or not secret:
+            return JSONResponse({"error": "this account takes no webhooks, or its secret is not set"}, status_code=503)
+        if not _signed(secret, body, request.headers.get("X-Signature-256")):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        return await _accept(platform="webhook", body=body, account_id=account_id)
+
+    @router.post("/webhooks/{platform}")
+    async def meta_event(platform: str, request: Request) -> Response:
+        body = await request.body()
+        if platform not in META_PLATFORMS:
+            return JSONResponse({"error": f"no webhooks for {platform}"}, status_code=404)
+        secret = os.environ.get("META_APP_SECRET")
+        if not secret:
+            return JSONResponse({"error": "META_APP_SECRET is not set"}, status_code=503)
+        if not _signed(secret, body, request.headers.get("X-Hub-Signature-256")):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        return await _accept(platform=platform, body=body, account_id=None)
+
+    async def _accept(*, platform: str, body: bytes, account_id: str | None) -> Response:
+        try:
+            json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        event_id = await asyncio.to_thread(store_event, service, platform=platform, body=body, account_id=account_id)
+        if event_id is None:
+            return JSONResponse({"ok": True, "duplicate": True})
+        status = await asyncio.to_thread(process_event, service, event_id)
+        return JSONResponse({"ok": True, "status": status})
+
+    return router

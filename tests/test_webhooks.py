@@ -1,0 +1,206 @@
+"""Webhooks against the running app: signatures, store-then-process, duplicates, unknown pages, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from hallmonitor.app import create_app
+from hallmonitor.service import Service
+from storage.models import Item, Outbox, WebhookEvent
+from tests.helpers import RecordingSurface, count
+
+PAGE = "19292868552"
+SECRET = "meta-app-secret"
+
+
+@pytest.fixture
+def config(write_config, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("META_APP_SECRET", SECRET)
+    monkeypatch.setenv("META_VERIFY_TOKEN", "verify-me")
+    monkeypatch.setenv("NORTHGATE_FB_TOKEN", "page-token")
+    monkeypatch.setenv("NORTHGATE_FORM_SECRET", "form-secret")
+    return write_config(f"""
+[[accounts]]
+id = "fb"
+platform = "facebook"
+moderators = ["amira", "ben"]
+credentials = {{ page_token = "NORTHGATE_FB_TOKEN" }}
+watch = [{{ url = "{PAGE}", kind = "comment" }}]
+
+[[accounts]]
+id = "form"
+platform = "webhook"
+name = "Website contact form"
+moderators = ["amira", "ben"]
+credentials = {{ secret = "NORTHGATE_FORM_SECRET" }}
+watch = [{{ url = "inbound", kind = "message" }}]
+""")
+
+
+def feed_event(page: str, comment_id: str, message: str) -> bytes:
+    return json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": page,
+                    "time": 1763718000,
+                    "changes": [
+                        {
+                            "field": "feed",
+                            "value": {
+                                "item": "comment",
+                                "verb": "add",
+                                "comment_id": comment_id,
+                                "post_id": f"{page}_1",
+                                "parent_id": f"{page}_1",
+                                "message": message,
+                                "created_time": 1763718000,
+                                "from": {"id": "998877", "name": "A Parent"},
+                                "post": {"permalink_url": "https://facebook.com/p/1"},
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def client(config, engine: Engine) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
+    service = Service(config=config, engine=engine, surface=RecordingSurface())
+    app = create_app(service, start_scheduler=False)
+    app.state.test_service = service
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hm.test")
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_meta_handshake(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> tuple[httpx.Response, httpx.Response]:
+        async with client(config, engine) as c:
+            ok = await c.get(
+                "/webhooks/facebook",
+                params={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "12345"},
+            )
+            bad = await c.get(
+                "/webhooks/facebook",
+                params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "12345"},
+            )
+            return ok, bad
+
+    ok, bad = run(go())
+    assert (ok.status_code, ok.text) == (200, "12345") and bad.status_code == 403
+
+
+def test_signed_comment_is_stored_once_and_triaged(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    body = feed_event(PAGE, f"{PAGE}_1_42", "The head is a clueless idiot")
+
+    async def go() -> list[httpx.Response]:
+        async with client(config, engine) as c:
+            headers = {"X-Hub-Signature-256": sign(body), "Content-Type": "application/json"}
+            return [await c.post("/webhooks/facebook", content=body, headers=headers) for _ in range(2)]
+
+    first, again = run(go())
+    assert first.status_code == 200 and first.json()["status"] == "processed"
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert count(engine, WebhookEvent) == 1 and count(engine, Item) == 1
+    from storage.db import session_scope
+
+    with session_scope(engine) as s:
+        item = s.scalars(select(Item)).one()
+    assert (item.platform, item.author, item.category, item.escalate) == ("facebook", "A Parent", "abuse", "slt")
+    assert count(engine, Outbox, col(Outbox.kind) == "escalation") == 1
+
+
+def test_bad_signature_is_401_and_nothing_is_stored(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    body = feed_event(PAGE, f"{PAGE}_1_43", "hello")
+
+    async def go() -> list[httpx.Response]:
+        async with client(config, engine) as c:
+            return [
+                await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body, "wrong")}),
+                await c.post("/webhooks/facebook", content=body),
+                await c.post("/webhooks/facebook", content=body + b" ", headers={"X-Hub-Signature-256": sign(body)}),
+            ]
+
+    assert [r.status_code for r in run(go())] == [401, 401, 401]
+    assert count(engine, WebhookEvent) == 0 and count(engine, Item) == 0
+
+
+def test_unknown_pages_are_answered_200_and_logged(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    body = feed_event("555000", "555000_1_1", "hello from another page")
+
+    async def go() -> httpx.Response:
+        async with client(config, engine) as c:
+            return await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
+
+    response = run(go())
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert count(engine, Item) == 0 and count(engine, WebhookEvent) == 1
+
+
+def test_a_crash_mid_processing_loses_nothing(config, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from handlers import pipeline
+    from monitors.webhooks import retry_pending
+
+    real = pipeline.ingest
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(pipeline, "ingest", crash)
+    body = feed_event(PAGE, f"{PAGE}_1_44", "When is the nativity?")
+
+    async def go() -> httpx.Response:
+        async with client(config, engine) as c:
+            return await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
+
+    response = run(go())
+    assert response.status_code == 200 and response.json()["status"] == "pending"
+    assert count(engine, Item) == 0 and count(engine, WebhookEvent, col(WebhookEvent.status) == "pending") == 1
+    monkeypatch.setattr(pipeline, "ingest", real)
+    service = Service(config=config, engine=engine, surface=RecordingSurface())
+    assert retry_pending(service) == 1  # the scheduler tick does this
+    assert count(engine, Item) == 1
+
+
+def test_generic_webhook_is_signed_and_creates_items(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    body = json.dumps(
+        [
+            {"id": "f1", "text": "Can I visit the school before applying?", "author": "Jo"},
+            {"id": "f2", "text": "A man keeps asking my son for photos"},
+        ]
+    ).encode()
+
+    async def go() -> list[httpx.Response]:
+        async with client(config, engine) as c:
+            return [
+                await c.post("/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "nope")}),
+                await c.post(
+                    "/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "form-secret")}
+                ),
+                await c.post("/webhooks/generic/fb", content=body, headers={"X-Signature-256": sign(body, "x")}),
+            ]
+
+    bad, ok, wrong_account = run(go())
+    assert bad.status_code == 401 and ok.status_code == 200 and wrong_account.status_code == 503
+    from storage.db import session_scope
+
+    with session_scope(engine) as s:
+        items = {i.external_id: (i.kind, i.category, i.escalate) for i in s.scalars(select(Item))}
+    assert items == {"f1": ("message", "question", "none"), "f2": ("message", "safeguarding", "dsl")}
