@@ -41,6 +41,7 @@ bench: install  ## speed figures (printed, never asserted)
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/slack.py
+	$(BIN)/python bench/webhooks.py
 
 lock:  ## re-pin dependencies after editing pyproject.toml
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv

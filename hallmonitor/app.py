@@ -38,7 +38,9 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
 
     from monitors.webhooks import webhook_router
 
-    app.include_router(webhook_router(service))
+    webhooks = webhook_router(service)
+    app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
+    app.include_router(webhooks)
 
     if slack is not None:
         from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler

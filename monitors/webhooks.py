@@ -166,6 +166,100 @@ def process_event(service: Any, event_id: int) -> str:
         return event.status
 
 
+def process_batch(service: Any, event_ids: list[int]) -> None:
+    """Process several stored deliveries in one transaction with one batched triage per account;
+    if anything in the batch fails, fall back to one event at a time so a bad one cannot block the rest.
+    Events are marked only after ingesting, so the write lock is not held while triage runs."""
+    config: Config = service.config
+    try:
+        with session_scope(service.engine) as session:
+            events = [e for e in (session.get(WebhookEvent, i) for i in event_ids) if e and e.status == "pending"]
+            batches: dict[str, list[NewItem]] = {}
+            outcome: dict[int, str] = {}
+            for event in events:
+                payload = json.loads(event.body)
+                found = (
+                    {event.account_id or "": _generic_items(payload, config.account(event.account_id or ""))}
+                    if event.platform == "webhook"
+                    else _meta_items(config, event.platform, payload)
+                )
+                for account_id, items in found.items():
+                    batches.setdefault(account_id, []).extend(items)
+                outcome[event.id or 0] = "processed" if found else "ignored"
+            for account_id, items in batches.items():
+                pipeline.ingest(
+                    session,
+                    config=config,
+                    account=config.account(account_id),
+                    items=items,
+                    now=utcnow(),
+                    classifier=service.classifier,
+                )
+            for event in events:
+                event.status, event.processed_at = outcome[event.id or 0], utcnow()
+                event.attempts += 1
+                session.add(event)
+    except Exception:
+        log.warning("webhook_batch_failed events=%d retrying one by one", len(event_ids), exc_info=True)
+        for event_id in event_ids:
+            process_event(service, event_id)
+
+
+class WebhookProcessor:
+    """One writer for webhook work: SQLite serialises writes anyway, and threads fighting for the
+    lock sleep in its busy handler. Requests store the raw event here and return; a background
+    task processes what is queued in batches."""
+
+    BATCH = 64
+
+    def __init__(self, service: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.service = service
+        # Stores (short writes) and batch processing (triage first, then one short write) each get
+        # one thread, so a burst of deliveries is never queued behind a batch's triage.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-store")
+        self.processing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-process")
+        self.queue: asyncio.Queue[int] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    async def store(self, *, platform: str, body: bytes, account_id: str | None) -> int | None:
+        loop = asyncio.get_running_loop()
+        event_id = await loop.run_in_executor(
+            self.executor, lambda: store_event(self.service, platform=platform, body=body, account_id=account_id)
+        )
+        if event_id is not None:
+            self._ensure_worker()
+            assert self.queue is not None
+            self.queue.put_nowait(event_id)
+        return event_id
+
+    def _ensure_worker(self) -> None:
+        if self.worker is None or self.worker.done():
+            self.queue = self.queue or asyncio.Queue()
+            self.worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            ids = [await self.queue.get()]
+            while not self.queue.empty() and len(ids) < self.BATCH:
+                ids.append(self.queue.get_nowait())
+            try:
+                await loop.run_in_executor(self.processing, process_batch, self.service, ids)
+            except Exception:
+                log.exception("webhook_worker_failed events=%s", ids)  # they stay pending; the scheduler retries
+            finally:
+                for _ in ids:
+                    self.queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is processed (tests, shutdown)."""
+        if self.queue is not None:
+            await self.queue.join()
+
+
 def retry_pending(service: Any, *, limit: int = 100) -> int:
     """Process deliveries that a crash or error left pending."""
     with session_scope(service.engine) as session:
@@ -182,8 +276,10 @@ def retry_pending(service: Any, *, limit: int = 100) -> int:
     return sum(process_event(service, i) == "processed" for i in ids)
 
 
-def webhook_router(service: Any) -> APIRouter:
+def webhook_router(service: Any, processor: WebhookProcessor | None = None) -> APIRouter:
     router = APIRouter()
+    processor = processor or WebhookProcessor(service)
+    router.processor = processor  # type: ignore[attr-defined]
 
     @router.get("/webhooks/{platform}")
     async def meta_handshake(platform: str, request: Request) -> Response:
@@ -230,10 +326,10 @@ def webhook_router(service: Any) -> APIRouter:
             json.loads(body)
         except ValueError:
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        event_id = await asyncio.to_thread(store_event, service, platform=platform, body=body, account_id=account_id)
+        assert processor is not None
+        event_id = await processor.store(platform=platform, body=body, account_id=account_id)
         if event_id is None:
             return JSONResponse({"ok": True, "duplicate": True})
-        status = await asyncio.to_thread(process_event, service, event_id)
-        return JSONResponse({"ok": True, "status": status})
+        return JSONResponse({"ok": True, "queued": event_id})
 
     return router
