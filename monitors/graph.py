@@ -77,13 +77,27 @@ async def graph_get(client: httpx.AsyncClient, url: str, *, params: dict[str, An
 
 
 def graph_call(
-    method: str, path: str, *, access_token: str, data: dict[str, Any] | None = None, what: str, timeout: float = 20
+    method: str,
+    path: str,
+    *,
+    access_token: str,
+    data: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    what: str,
+    timeout: float = 20,
 ) -> dict[str, Any]:
-    """A synchronous write (moderation actions run inside the action function's worker thread)."""
+    """A synchronous call (moderation actions and webhook look-ups run in worker threads).
+    GET sends `params` in the query; writes send `data` as a form."""
     try:
         with httpx.Client(timeout=timeout) as client:
-            response = client.request(
-                method, f"{graph_url()}/{path.lstrip('/')}", data={**(data or {}), "access_token": access_token}
+            response = (
+                client.request(
+                    method, f"{graph_url()}/{path.lstrip('/')}", params={**(params or {}), "access_token": access_token}
+                )
+                if method == "GET"
+                else client.request(
+                    method, f"{graph_url()}/{path.lstrip('/')}", data={**(data or {}), "access_token": access_token}
+                )
             )
     except httpx.HTTPError as exc:
         raise classify_exception(exc, what=what) from exc

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
+from monitors.instagram import InstagramSource
 
 if TYPE_CHECKING:
     from monitors.base import Source
@@ -14,5 +15,6 @@ if TYPE_CHECKING:
 SOURCES: dict[str, type[Source]] = {
     "rss": FeedSource,
     "facebook": FacebookSource,
+    "instagram": InstagramSource,
     "webhook": GenericWebhookSource,
 }

@@ -72,6 +72,11 @@ def _meta_items(config: Config, platform: str, payload: dict[str, Any]) -> dict[
             continue
         for change in entry.get("changes") or []:
             value = change.get("value") or {}
+            if platform == "instagram":
+                item = _instagram_item(account, change.get("field"), value)
+                if item is not None:
+                    out.setdefault(account.id, []).append(item)
+                continue
             if (
                 change.get("field") != "feed"
                 or value.get("item") != "comment"
@@ -94,6 +99,24 @@ def _meta_items(config: Config, platform: str, payload: dict[str, Any]) -> dict[
             if item is not None:
                 out.setdefault(account.id, []).append(item)
     return out
+
+
+def _instagram_item(account: AccountConfig, field: str | None, value: dict[str, Any]) -> NewItem | None:
+    from monitors import instagram
+
+    if field == "comments":
+        comment = {
+            "id": value.get("id"),
+            "text": value.get("text"),
+            "from": value.get("from") or {},
+            "media": value.get("media") or {},
+            "timestamp": None,
+        }
+        return instagram.comment_to_item(comment)
+    if field == "mentions" and value.get("comment_id"):
+        source = instagram.InstagramSource(account, account.watch[0])
+        return source.mentioned_comment(str(value["comment_id"]))
+    return None
 
 
 def _generic_items(payload: Any, account: AccountConfig) -> list[NewItem]:

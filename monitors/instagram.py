@@ -1,0 +1,178 @@
+"""Instagram (professional account, Graph API): comments and replies on recent
+media, media the account is tagged in (mentions), and the `comments` and
+`mentions` webhooks; reply, hide/unhide and delete. Instagram's API cannot
+block a user: that has to be done in the app.
+
+Watch targets: `"<user id>"` (comments on our media) and `"<user id>/tags"`
+(media we are tagged in, as mentions). Credentials: `access_token`
+names the environment variable holding a token with instagram_basic and
+instagram_manage_comments.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from hallmonitor.config import AccountConfig, Watch
+from hallmonitor.errors import ErrorKind, PlatformError
+from monitors.base import Capability, FetchResult, NewItem, SourceState
+from monitors.facebook import parse_time
+from monitors.graph import graph_call, graph_get, graph_url, token
+
+COMMENT_FIELDS = "id,text,timestamp,username,hidden,media{id,permalink},replies{id,text,timestamp,username}"
+RECENT_MEDIA = 10
+MAX_PAGES = 5
+OVERLAP = timedelta(minutes=5)
+
+
+def comment_to_item(comment: dict[str, Any], *, permalink: str | None = None) -> NewItem | None:
+    ident = comment.get("id")
+    if not ident:
+        return None
+    author = comment.get("username") or (comment.get("from") or {}).get("username")
+    return NewItem(
+        external_id=str(ident),
+        kind="comment",
+        text=str(comment.get("text") or ""),
+        author=author,
+        url=permalink or ((comment.get("media") or {}).get("permalink")),
+        created_at=parse_time(comment.get("timestamp")),
+        raw=comment,
+    )
+
+
+def tagged_to_item(media: dict[str, Any]) -> NewItem | None:
+    if not media.get("id"):
+        return None
+    return NewItem(
+        external_id=f"tag:{media['id']}",
+        kind="mention",
+        text=str(media.get("caption") or ""),
+        author=media.get("username"),
+        url=media.get("permalink"),
+        created_at=parse_time(media.get("timestamp")),
+        media_urls=(media["media_url"],) if media.get("media_url") else (),
+        raw=media,
+    )
+
+
+class InstagramSource:
+    platform: ClassVar[str] = "instagram"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.REPLY, Capability.HIDE, Capability.UNHIDE, Capability.DELETE}
+    )
+
+    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+        self.account = account
+        self.user = watch.url.split("/")[0]  # "<user id>" for comments, "<user id>/tags" for mentions
+        self.kind = "mention" if watch.url.endswith("/tags") else watch.kind
+        self.what = f"Instagram account {watch.label or watch.url}"
+
+    async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
+        access = token(self.account, "access_token", "Instagram")
+        base = graph_url()
+        since = parse_time(state.cursor)
+        result = FetchResult()
+        if self.kind == "mention":
+            body = await graph_get(
+                client,
+                f"{base}/{self.user}/tags",
+                what=self.what,
+                params={
+                    "fields": "id,caption,permalink,timestamp,username,media_url",
+                    "limit": 50,
+                    "access_token": access,
+                },
+            )
+            found = [tagged_to_item(m) for m in body.get("data") or []]
+        else:
+            media = await graph_get(
+                client,
+                f"{base}/{self.user}/media",
+                what=self.what,
+                params={"fields": "id,permalink,timestamp", "limit": RECENT_MEDIA, "access_token": access},
+            )
+            found = []
+            for post in (media.get("data") or [])[:RECENT_MEDIA]:
+                found += await self._comments(client, base, post, access, since)
+        newest = since
+        for item in found:
+            if item is None:
+                result.skipped += 1
+                continue
+            if since and item.created_at and item.created_at < since - OVERLAP:
+                continue
+            result.items.append(item)
+            if item.created_at and (newest is None or item.created_at > newest):
+                newest = item.created_at
+        if newest is not None:
+            state.cursor = newest.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return result
+
+    async def _comments(
+        self, client: httpx.AsyncClient, base: str, post: dict[str, Any], access: str, since: datetime | None
+    ) -> list[NewItem | None]:
+        url: str | None = f"{base}/{post['id']}/comments"
+        params: dict[str, Any] | None = {"fields": COMMENT_FIELDS, "limit": 50, "access_token": access}
+        out: list[NewItem | None] = []
+        for _ in range(MAX_PAGES):
+            body = await graph_get(client, url or "", params=params, what=self.what)
+            for comment in body.get("data") or []:
+                out.append(comment_to_item(comment, permalink=post.get("permalink")))
+                for reply in (comment.get("replies") or {}).get("data") or []:
+                    out.append(comment_to_item(reply, permalink=post.get("permalink")))
+            url, params = (body.get("paging") or {}).get("next"), None  # next links carry their own query
+            if not url:
+                break
+        return out
+
+    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+        access = token(self.account, "access_token", "Instagram")
+        if external_id.startswith("tag:"):
+            raise PlatformError(
+                ErrorKind.FORBIDDEN,
+                "Instagram does not let us moderate other people's posts that tag the school; report it in the app",
+            )
+        if action == "reply":
+            graph_call(
+                "POST", f"{external_id}/replies", access_token=access, data={"message": text or ""}, what="Instagram"
+            )
+            return "Replied on Instagram."
+        if action in ("hide", "unhide"):
+            graph_call(
+                "POST", external_id, access_token=access, data={"hide": str(action == "hide").lower()}, what="Instagram"
+            )
+            return "Hidden on Instagram." if action == "hide" else "Unhidden on Instagram."
+        if action == "delete":
+            graph_call("DELETE", external_id, access_token=access, what="Instagram")
+            return "Deleted on Instagram."
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Instagram cannot {action} from here")
+
+    def mentioned_comment(self, comment_id: str) -> NewItem | None:
+        """A `mentions` webhook carries ids only: fetch the comment that mentioned us."""
+        access = token(self.account, "access_token", "Instagram")
+        body = graph_call(
+            "GET",
+            self.user,
+            access_token=access,
+            what="Instagram",
+            params={"fields": f"mentioned_comment.comment_id({comment_id}){{id,text,timestamp,username}}"},
+        )
+        found = body.get("mentioned_comment") or {}
+        item = comment_to_item(found)
+        return (
+            None
+            if item is None
+            else NewItem(
+                external_id=item.external_id,
+                kind="mention",
+                text=item.text,
+                author=item.author,
+                url=item.url,
+                created_at=item.created_at,
+                raw=found,
+            )
+        )
