@@ -8,6 +8,7 @@ from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
 from monitors.instagram import InstagramSource
+from monitors.youtube import YouTubeSource
 
 if TYPE_CHECKING:
     from monitors.base import Source
@@ -17,4 +18,5 @@ SOURCES: dict[str, type[Source]] = {
     "facebook": FacebookSource,
     "instagram": InstagramSource,
     "webhook": GenericWebhookSource,
+    "youtube": YouTubeSource,
 }
