@@ -24,22 +24,15 @@ from monitors.registry import SOURCES
 from storage.models import Escalation, Evidence, Item, Triage
 from storage.queries import open_escalations, write_audit
 
-MODERATOR_ACTIONS = frozenset(
-    {
-        "acknowledge",
-        "mark_replied",
-        "close",
-        "escalate",
-        "recategorise",
-        "not_abuse",
-        "reply",
-        "hide",
-        "delete",
-        "block",
-    }
-)
 DESTRUCTIVE = {"hide": Capability.HIDE, "delete": Capability.DELETE, "block": Capability.BLOCK}
-PLATFORM_ACTIONS = {**DESTRUCTIVE, "reply": Capability.REPLY, "unhide": Capability.UNHIDE}
+PLATFORM_ACTIONS = {
+    **DESTRUCTIVE,
+    "reply": Capability.REPLY,
+    "unhide": Capability.UNHIDE,
+    "mute": Capability.MUTE,
+    "report": Capability.REPORT,
+}
+SNAPSHOT_BEFORE = frozenset(DESTRUCTIVE) | {"report"}  # reported posts often vanish: keep what was reported
 STATUS_AFTER = {"hide": "hidden", "delete": "deleted", "reply": "replied"}
 
 
@@ -136,7 +129,7 @@ def _platform_action(
         text, tell = str(details.get("reason") or ""), bool(details.get("tell_audience"))
     if action == "reply" and not (text or "").strip():
         return audit("refused", "Say what to reply.")
-    evidence = snapshot(session, item=item, reason=action) if action in DESTRUCTIVE else None
+    evidence = snapshot(session, item=item, reason=action) if action in SNAPSHOT_BEFORE else None
     session.commit()
     account = config.account(item.account_id)
     connector: Any = SOURCES[account.platform](account, account.watch[0])
@@ -171,7 +164,8 @@ def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Se
         if not any(roles.get(r) in targets for r in staff.roles) or config.school_of(staff).id != item.school_id:
             return "Only the SLT or DSL this escalation went to can acknowledge it."
         return None
-    if action in MODERATOR_ACTIONS and actor not in config.account(item.account_id).moderators:
+    # Default deny: every other action, known or not, is for the account's designated moderators.
+    if actor not in config.account(item.account_id).moderators:
         return "Only this account's designated moderators can do that."
     return None
 

@@ -275,3 +275,22 @@ def test_unacknowledged_escalations_are_repinged_to_a_wider_circle(config, engin
     widened = [n for n in surface.notes if n.audience == "leaders"]
     assert widened and all(n.direct_only for n in widened)
     assert {p.id for p in widened[0].recipients} == {"helen", "dana"}
+
+
+@respx.mock
+@pytest.mark.parametrize("action", ["unhide", "mute", "report", "hide", "delete", "block", "reply", "no_such_action"])
+def test_every_action_but_acknowledging_escalations_is_for_moderators_only(
+    config,
+    engine: Engine,  # type: ignore[no-untyped-def]
+    action: str,
+) -> None:
+    respx.get(URL).mock(return_value=httpx.Response(200, text=COMMENTS))
+    poll(engine, config, now=SAT)
+    with session_scope(engine) as s:
+        item = s.scalars(select(Item)).first()
+        assert item is not None
+        for actor in ("sam", "helen", "dana"):  # staff, SLT and DSL are not this account's moderators
+            result = perform(
+                s, config=config, actor=actor, action=action, item_id=item.id or 0, surface="t", now=SAT, argument="x"
+            )
+            assert not result.ok and "designated moderators" in result.message
