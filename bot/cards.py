@@ -81,6 +81,10 @@ def buttons_for(item: Item, capabilities: frozenset[Capability]) -> list[Button]
         buttons.append(Button("delete", "Delete", danger=True))
     if Capability.BLOCK in capabilities:
         buttons.append(Button("block", "Block author", danger=True))
+    if Capability.MUTE in capabilities:
+        buttons.append(Button("mute", "Mute author"))
+    if Capability.REPORT in capabilities:
+        buttons.append(Button("report", "Report"))
     buttons.append(Button("escalate", "Escalate"))
     if item.category == "abuse":
         buttons.append(Button("not_abuse", "Not abuse"))

@@ -8,6 +8,7 @@ from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
 from monitors.instagram import InstagramSource
+from monitors.mastodon import MastodonSource
 from monitors.youtube import YouTubeSource
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ SOURCES: dict[str, type[Source]] = {
     "rss": FeedSource,
     "facebook": FacebookSource,
     "instagram": InstagramSource,
+    "mastodon": MastodonSource,
     "webhook": GenericWebhookSource,
     "youtube": YouTubeSource,
 }
