@@ -9,6 +9,7 @@ from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
 from monitors.instagram import InstagramSource
 from monitors.mastodon import MastodonSource
+from monitors.x import XSource
 from monitors.youtube import YouTubeSource
 
 if TYPE_CHECKING:
@@ -20,5 +21,6 @@ SOURCES: dict[str, type[Source]] = {
     "instagram": InstagramSource,
     "mastodon": MastodonSource,
     "webhook": GenericWebhookSource,
+    "x": XSource,
     "youtube": YouTubeSource,
 }

@@ -1,0 +1,133 @@
+"""X (API v2): mentions of the school's account and a recent-search query;
+reply, and hide/unhide replies in the school's own conversations.
+
+Watch targets: the account's numeric user id (mentions) or `search:<query>`
+(e.g. `search:"Northgate Primary" -is:retweet`). Credentials: `access_token`
+names the environment variable holding an OAuth 2.0 user token with
+tweet.read, users.read, tweet.write and tweet.moderate.write.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from hallmonitor.config import AccountConfig, Watch
+from hallmonitor.errors import ErrorKind, PlatformError
+from monitors.base import Capability, FetchResult, NewItem, SourceState
+from monitors.http import classify_exception, classify_response
+
+DEFAULT_API = "https://api.twitter.com/2"
+
+
+def api_url() -> str:
+    return (os.environ.get("X_API_URL") or DEFAULT_API).rstrip("/")
+
+
+def _token(account: AccountConfig) -> str:
+    env = account.credentials.get("access_token")
+    value = os.environ.get(env or "")
+    if not env or not value:
+        raise PlatformError(
+            ErrorKind.AUTH,
+            f"X: set the environment variable named by credentials.access_token "
+            f"({env or 'not configured'}) to a user access token",
+        )
+    return value
+
+
+def _error(response: httpx.Response, what: str) -> PlatformError:
+    error = classify_response(response, what=what)
+    if response.status_code == 429 and error.retry_in_s is None:
+        reset = response.headers.get("x-rate-limit-reset")  # X says when the window resets (epoch seconds)
+        if reset and reset.isdigit():
+            error.retry_in_s = max(30.0, int(reset) - time.time())
+    return error
+
+
+def tweet_to_item(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> NewItem | None:
+    if not tweet.get("id"):
+        return None
+    author = users.get(str(tweet.get("author_id")), {})
+    handle = author.get("username")
+    created = tweet.get("created_at")
+    return NewItem(
+        external_id=str(tweet["id"]),
+        kind="mention",
+        text=str(tweet.get("text") or ""),
+        author=f"@{handle}" if handle else None,
+        url=f"https://x.com/{handle or 'i/web'}/status/{tweet['id']}",
+        created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        raw=tweet,
+    )
+
+
+class XSource:
+    platform: ClassVar[str] = "x"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.REPLY, Capability.HIDE, Capability.UNHIDE})
+
+    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+        self.account = account
+        self.query = watch.url.removeprefix("search:") if watch.url.startswith("search:") else None
+        self.user = None if self.query else watch.url
+        self.what = f"X {'search ' + repr(self.query) if self.query else 'mentions'}"
+
+    async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
+        headers = {"Authorization": f"Bearer {_token(self.account)}"}
+        params: dict[str, Any] = {
+            "max_results": 100,
+            "tweet.fields": "created_at,author_id,conversation_id",
+            "expansions": "author_id",
+            "user.fields": "username",
+        }
+        if state.cursor:
+            params["since_id"] = state.cursor
+        url = f"{api_url()}/tweets/search/recent" if self.query else f"{api_url()}/users/{self.user}/mentions"
+        if self.query:
+            params["query"] = self.query
+        try:
+            response = await client.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise classify_exception(exc, what=self.what) from exc
+        if response.status_code >= 400:
+            raise _error(response, self.what)
+        body = response.json()
+        users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+        result = FetchResult()
+        for tweet in body.get("data") or []:
+            item = tweet_to_item(tweet, users)
+            if item is None:
+                result.skipped += 1
+            else:
+                result.items.append(item)
+        newest = (body.get("meta") or {}).get("newest_id")
+        if newest:
+            state.cursor = str(newest)
+        return result
+
+    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+        headers = {"Authorization": f"Bearer {_token(self.account)}"}
+        try:
+            with httpx.Client(timeout=20, headers=headers) as client:
+                if action == "reply":
+                    response = client.post(
+                        f"{api_url()}/tweets", json={"text": text or "", "reply": {"in_reply_to_tweet_id": external_id}}
+                    )
+                elif action in ("hide", "unhide"):
+                    response = client.put(f"{api_url()}/tweets/{external_id}/hidden", json={"hidden": action == "hide"})
+                else:
+                    raise PlatformError(ErrorKind.BAD_PAYLOAD, f"X cannot {action} from here")
+        except httpx.HTTPError as exc:
+            raise classify_exception(exc, what="X") from exc
+        if response.status_code >= 400:
+            error = _error(response, "X")
+            if response.status_code == 403 and action in ("hide", "unhide"):
+                error = PlatformError(
+                    ErrorKind.FORBIDDEN, "X only lets us hide replies in the school's own conversations"
+                )
+            raise error
+        return {"reply": "Replied on X.", "hide": "Reply hidden on X.", "unhide": "Reply unhidden on X."}[action]
