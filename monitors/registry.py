@@ -9,6 +9,7 @@ from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
 from monitors.instagram import InstagramSource
 from monitors.mastodon import MastodonSource
+from monitors.wordpress import WordPressSource
 from monitors.x import XSource
 from monitors.youtube import YouTubeSource
 
@@ -21,6 +22,7 @@ SOURCES: dict[str, type[Source]] = {
     "instagram": InstagramSource,
     "mastodon": MastodonSource,
     "webhook": GenericWebhookSource,
+    "wordpress": WordPressSource,
     "x": XSource,
     "youtube": YouTubeSource,
 }
