@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from monitors.bluesky import BlueskySource
 from monitors.facebook import FacebookSource
 from monitors.feeds import FeedSource
 from monitors.generic import GenericWebhookSource
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 SOURCES: dict[str, type[Source]] = {
     "rss": FeedSource,
+    "bluesky": BlueskySource,
     "facebook": FacebookSource,
     "instagram": InstagramSource,
     "mastodon": MastodonSource,
