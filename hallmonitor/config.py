@@ -166,6 +166,9 @@ class AccountConfig(_Strict):
     watch: list[Watch] = Field(default_factory=list)
     moderators: list[str] = Field(default_factory=list)
     poll_every: Duration = timedelta(minutes=5)
+    silent_after: Duration | None = Field(
+        None, description="alert if nothing new arrives for this long (default: 3x the source's usual gap, min 2 days)"
+    )
     credentials: dict[str, str] = Field(
         default_factory=dict, description="name -> ENVIRONMENT VARIABLE holding the secret"
     )

@@ -119,6 +119,7 @@ class Service:
                     "last_error": s.last_error,
                     "error_kind": s.last_error_kind,
                     "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
+                    "last_new_item_at": s.last_new_item_at.isoformat() if s.last_new_item_at else None,
                     "next_check_at": s.next_check_at.isoformat() if s.next_check_at else None,
                 }
                 for s in sources

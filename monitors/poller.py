@@ -12,10 +12,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
 
 import httpx
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
 from hallmonitor.config import Config, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
@@ -24,7 +26,7 @@ from handlers.triage import Classifier
 from monitors.base import FetchResult, SourceState
 from monitors.registry import SOURCES
 from storage.db import session_scope
-from storage.models import Source
+from storage.models import Item, Source
 from storage.queries import due_sources, enqueue
 from storage.types import utcnow
 
@@ -152,12 +154,61 @@ def _record(
     source.last_success_at = now
     if stats.stored:
         source.last_new_item_at = now
+    else:
+        _check_silence(session, source=source, account=account, school_id=config.school_of(account).id, now=now)
     source.next_check_at = now + account.poll_every
     session.add(source)
     summary.not_modified += outcome.not_modified
     summary.items_seen += stats.seen
     summary.items_stored += stats.stored
     summary.escalated += stats.escalated
+
+
+MIN_SILENCE = timedelta(days=2)
+SILENCE_HISTORY = 20
+
+
+def silence_threshold(session: Session, *, source: Source, configured: timedelta | None) -> timedelta | None:
+    """How long without anything new is unusual for this source: the configured time, or three times
+    its usual gap between arrivals (at least two days); None until there is enough history to judge."""
+    if configured is not None:
+        return configured
+    arrivals = sorted(
+        {
+            i.received_at
+            for i in session.scalars(
+                select(Item).where(col(Item.source_id) == source.id).order_by(col(Item.received_at).desc()).limit(200)
+            )
+        },
+        reverse=True,
+    )[:SILENCE_HISTORY]
+    if len(arrivals) < 5:
+        return None
+    gaps = sorted(a - b for a, b in pairwise(arrivals))
+    return max(MIN_SILENCE, 3 * gaps[len(gaps) // 2])
+
+
+def _check_silence(session: Session, *, source: Source, account: Any, school_id: str, now: datetime) -> None:
+    if source.last_new_item_at is None:
+        return
+    threshold = silence_threshold(session, source=source, configured=account.silent_after)
+    if threshold is None or now - source.last_new_item_at <= threshold:
+        return
+    quiet = now - source.last_new_item_at
+    enqueue(
+        session,
+        dedupe_key=f"silent:{source.id}:{source.last_new_item_at.isoformat()}",
+        school_id=school_id,
+        kind="health",
+        audience="moderators",
+        now=now,
+        payload={
+            "headline": "A monitored source has gone quiet",
+            "text": f"{source.label or source.location}: nothing new for {quiet.days} day(s), longer than "
+            f"usual ({threshold.days} day(s)). Check the account is still connected and public.",
+            "account": source.account_id,
+        },
+    )
 
 
 def _record_failure(

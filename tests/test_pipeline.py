@@ -294,3 +294,24 @@ def test_every_action_but_acknowledging_escalations_is_for_moderators_only(
                 s, config=config, actor=actor, action=action, item_id=item.id or 0, surface="t", now=SAT, argument="x"
             )
             assert not result.ok and "designated moderators" in result.message
+
+
+def test_a_source_quiet_for_longer_than_usual_alerts_once(write_config, engine: Engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    feed = tmp_path / "feed.xml"
+    config = write_config(account_block("blog", [str(feed)]))
+
+    def publish(n: int) -> None:
+        items = "".join(f"<item><guid>g{i}</guid><description>Comment {i}</description></item>" for i in range(n))
+        feed.write_text(f'<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>{items}</channel></rss>')
+
+    day = timedelta(days=1)
+    for n in range(1, 7):  # a new comment every day for six days: the usual gap is one day
+        publish(n)
+        poll(engine, config, now=SAT + n * day, all_sources=True)
+    for extra in (2, 3, 4, 10):  # no new comments: 2 and 3 days are fine (threshold 3 days), then alert once
+        poll(engine, config, now=SAT + (6 + extra) * day, all_sources=True)
+    assert count(engine, Outbox, col(Outbox.kind) == "health") == 1
+    publish(7)  # it comes back: a later silence is a new spell
+    poll(engine, config, now=SAT + 17 * day, all_sources=True)
+    poll(engine, config, now=SAT + 30 * day, all_sources=True)
+    assert count(engine, Outbox, col(Outbox.kind) == "health") == 2
