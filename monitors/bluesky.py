@@ -22,6 +22,7 @@ from monitors.http import classify_exception, classify_response
 
 DEFAULT_SERVICE = "https://bsky.social"
 REASONS = ("mention", "reply", "quote")
+MAX_PAGES = 5
 
 
 def service_url() -> str:
@@ -80,6 +81,8 @@ class BlueskySource:
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
         identifier, password = _credentials(self.account)
+        result = FetchResult()
+        newest = state.cursor
         try:
             session = _check(
                 await client.post(
@@ -88,26 +91,37 @@ class BlueskySource:
                 ),
                 self.what,
             )
-            response = await client.get(
-                f"{service_url()}/xrpc/app.bsky.notification.listNotifications",
-                params={"limit": 100, "reasons": list(REASONS)},
-                headers={"Authorization": f"Bearer {session['accessJwt']}"},
-            )
+            headers = {"Authorization": f"Bearer {session['accessJwt']}"}
+            page: str | None = None
+            for _ in range(MAX_PAGES):
+                params: dict[str, Any] = {"limit": 100, "reasons": list(REASONS)}
+                if page:
+                    params["cursor"] = page
+                body = _check(
+                    await client.get(
+                        f"{service_url()}/xrpc/app.bsky.notification.listNotifications", params=params, headers=headers
+                    ),
+                    self.what,
+                )
+                reached_seen = False
+                for note in body.get("notifications") or []:
+                    indexed = str(note.get("indexedAt") or "")
+                    if state.cursor and indexed <= state.cursor:
+                        reached_seen = True
+                        continue
+                    if note.get("reason") not in REASONS:
+                        continue
+                    item = notification_to_item(note)
+                    if item is None:
+                        result.skipped += 1
+                        continue
+                    result.items.append(item)
+                    newest = max(newest or indexed, indexed)
+                page = body.get("cursor")
+                if reached_seen or not page or not state.cursor:
+                    break  # the first poll reads the newest page only
         except httpx.HTTPError as exc:
             raise classify_exception(exc, what=self.what) from exc
-        body = _check(response, self.what)
-        result = FetchResult()
-        newest = state.cursor
-        for note in body.get("notifications") or []:
-            indexed = str(note.get("indexedAt") or "")
-            if note.get("reason") not in REASONS or (state.cursor and indexed <= state.cursor):
-                continue
-            item = notification_to_item(note)
-            if item is None:
-                result.skipped += 1
-                continue
-            result.items.append(item)
-            newest = max(newest or indexed, indexed)
         state.cursor = newest
         return result
 

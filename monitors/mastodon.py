@@ -22,6 +22,8 @@ from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.feeds import html_to_text
 from monitors.http import classify_exception, classify_response
 
+MAX_PAGES = 5
+
 
 def _token(account: AccountConfig) -> str:
     env = account.credentials.get("access_token")
@@ -74,37 +76,42 @@ class MastodonSource:
         self.what = f"Mastodon {'#' + self.tag if self.tag else 'mentions'} on {parts.netloc}"
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
+        """First poll: the newest page. Then `min_id` pages forward from the cursor, oldest first,
+        so a burst bigger than one page between polls is read in full."""
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
         params: dict[str, Any] = {"limit": 40}
-        if state.cursor:
-            params["since_id"] = state.cursor
         if self.tag:
             url = f"{self.base}/api/v1/timelines/tag/{self.tag}"
         else:
             url, params["types[]"] = f"{self.base}/api/v1/notifications", "mention"
-        try:
-            response = await client.get(url, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what=self.what) from exc
-        if response.status_code >= 400:
-            raise classify_response(response, what=self.what)
-        rows = response.json()
-        if not isinstance(rows, list):
-            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: expected a list")
         result = FetchResult()
-        ids = []
-        for row in rows:
-            if str(row.get("id", "")).isdigit():
-                ids.append(int(row["id"]))
-            status = row if self.tag else row.get("status")
-            item = status_to_item(status or {}, kind="mention")
-            if item is None:
-                result.skipped += 1
-            else:
-                result.items.append(item)
-        previous = int(state.cursor) if state.cursor and state.cursor.isdigit() else 0
-        if ids:
-            state.cursor = str(max([*ids, previous]))
+        cursor = int(state.cursor) if state.cursor and state.cursor.isdigit() else None
+        for _ in range(MAX_PAGES if cursor is not None else 1):
+            if cursor is not None:
+                params["min_id"] = str(cursor)
+            try:
+                response = await client.get(url, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise classify_exception(exc, what=self.what) from exc
+            if response.status_code >= 400:
+                raise classify_response(response, what=self.what)
+            rows = response.json()
+            if not isinstance(rows, list):
+                raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: expected a list")
+            ids = [int(r["id"]) for r in rows if str(r.get("id", "")).isdigit()]
+            for row in rows:
+                item = status_to_item((row if self.tag else row.get("status")) or {}, kind="mention")
+                if item is None:
+                    result.skipped += 1
+                else:
+                    result.items.append(item)
+            if not ids:
+                break
+            cursor = max([*ids, cursor or 0])
+            if len(rows) < int(params["limit"]):
+                break
+        if cursor is not None:
+            state.cursor = str(cursor)
         return result
 
     def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:

@@ -22,6 +22,7 @@ from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.http import classify_exception, classify_response
 
 DEFAULT_API = "https://api.twitter.com/2"
+MAX_PAGES = 5
 
 
 def api_url() -> str:
@@ -89,22 +90,29 @@ class XSource:
         url = f"{api_url()}/tweets/search/recent" if self.query else f"{api_url()}/users/{self.user}/mentions"
         if self.query:
             params["query"] = self.query
-        try:
-            response = await client.get(url, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what=self.what) from exc
-        if response.status_code >= 400:
-            raise _error(response, self.what)
-        body = response.json()
-        users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+        page_key = "next_token" if self.query else "pagination_token"
         result = FetchResult()
-        for tweet in body.get("data") or []:
-            item = tweet_to_item(tweet, users)
-            if item is None:
-                result.skipped += 1
-            else:
-                result.items.append(item)
-        newest = (body.get("meta") or {}).get("newest_id")
+        newest: str | None = None
+        for _ in range(MAX_PAGES):
+            try:
+                response = await client.get(url, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise classify_exception(exc, what=self.what) from exc
+            if response.status_code >= 400:
+                raise _error(response, self.what)
+            body = response.json()
+            users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+            for tweet in body.get("data") or []:
+                item = tweet_to_item(tweet, users)
+                if item is None:
+                    result.skipped += 1
+                else:
+                    result.items.append(item)
+            meta = body.get("meta") or {}
+            newest = newest or meta.get("newest_id")  # the first page holds the newest
+            if not meta.get("next_token"):
+                break
+            params[page_key] = meta["next_token"]
         if newest:
             state.cursor = str(newest)
         return result

@@ -145,3 +145,26 @@ def test_reply_hide_block_mute_report(config, engine: Engine) -> None:  # type: 
     assert json.loads(create.calls[1].request.content)["record"]["subject"] == "did:plc:kvwvcn5iqfooopmyzvb4qzba"
     assert act("mention", "mute") == "Author muted on Bluesky." and mute.called
     assert act("mention", "report", "abusive") == "Reported to Bluesky's moderators." and report.called
+
+
+@respx.mock
+def test_follows_the_cursor_until_it_reaches_what_it_has_seen(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    session_route()
+    first = notifications()
+    older = first["notifications"][0]
+
+    def page(i: int) -> dict:  # type: ignore[type-arg]
+        return {**older, "uri": f"{older['uri']}{i}", "indexedAt": f"2024-03-0{i}T00:00:00.000Z"}
+
+    listing = respx.get(f"{XRPC}/app.bsky.notification.listNotifications")
+    listing.mock(return_value=httpx.Response(200, json=first))
+    poll(engine, config, now=NOW)  # cursor: 2024-02-23T10:00:00.000Z
+    listing.mock(
+        side_effect=[
+            httpx.Response(200, json={"notifications": [page(3), page(2)], "cursor": "c1"}),
+            httpx.Response(200, json={"notifications": [page(1), first["notifications"][1]], "cursor": "c2"}),
+        ]
+    )
+    summary = poll(engine, config, now=NOW, all_sources=True)
+    assert summary.items_stored == 3  # pages followed until a seen notification, then stopped
+    assert listing.calls[-1].request.url.params["cursor"] == "c1"

@@ -63,7 +63,7 @@ def test_mentions_and_hashtag_with_since_id(config, engine: Engine) -> None:  # 
     assert cursors[BASE] == mentions[0]["id"]
     assert item is not None and "<" not in item.text and item.author
     poll(engine, config, now=NOW, all_sources=True)
-    assert notes.calls[1].request.url.params["since_id"] == mentions[0]["id"]
+    assert notes.calls[-1].request.url.params["min_id"] == mentions[0]["id"]  # pages forward from the cursor
 
 
 @respx.mock
@@ -108,3 +108,25 @@ def test_reply_block_mute_and_report(config, engine: Engine) -> None:  # type: i
     assert act("report", "abusive") == "Reported to the Mastodon server's moderators." and report.called
     with session_scope(engine) as s:
         assert [e.reason for e in s.scalars(select(Evidence))] == ["block", "report"]
+
+
+@respx.mock
+def test_a_burst_larger_than_a_page_is_read_in_full(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    template = cassette("test_notifications_mentions_only.yaml", "GET", "/api/v1/notifications?types")[0]
+
+    def note(i: int) -> dict:  # type: ignore[type-arg]
+        return {**template, "id": str(1000 + i), "status": {**template["status"], "id": str(5000 + i)}}
+
+    def notifications(request: httpx.Request) -> httpx.Response:
+        min_id = request.url.params.get("min_id")
+        if min_id is None:
+            return httpx.Response(200, json=[note(0)])  # first poll: the newest page only
+        start = int(min_id) - 1000 + 1
+        return httpx.Response(200, json=[note(i) for i in range(start, min(start + 40, 61))])
+
+    route = respx.get(f"{BASE}/api/v1/notifications").mock(side_effect=notifications)
+    respx.get(f"{BASE}/api/v1/timelines/tag/hoot").mock(return_value=httpx.Response(200, json=[]))
+    poll(engine, config, now=NOW)
+    burst = poll(engine, config, now=NOW, all_sources=True)  # 60 new mentions since the cursor
+    assert burst.items_stored == 60
+    assert [c.request.url.params.get("min_id") for c in route.calls[1:]] == ["1000", "1040"]
