@@ -18,7 +18,7 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.http import classify_exception, classify_response
+from monitors.http import classify_exception, classify_response, secrets
 
 DEFAULT_SERVICE = "https://bsky.social"
 REASONS = ("mention", "reply", "quote")
@@ -30,15 +30,14 @@ def service_url() -> str:
 
 
 def _credentials(account: AccountConfig) -> tuple[str, str]:
-    names = [account.credentials.get("identifier"), account.credentials.get("app_password")]
-    values = [os.environ.get(n or "") for n in names]
-    if not all(names) or not all(values):
-        raise PlatformError(
-            ErrorKind.AUTH,
-            "Bluesky: set the environment variables named by credentials.identifier "
-            "and credentials.app_password (an app password, not the account password)",
-        )
-    return values[0] or "", values[1] or ""
+    handle, password = secrets(
+        account,
+        "Bluesky",
+        "identifier",
+        "app_password",
+        hint="the handle and an app password (not the account password)",
+    )
+    return handle, password
 
 
 def _check(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ pages_manage_engagement.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,11 +18,15 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.graph import graph_call, graph_get, graph_url, token
+from monitors.http import OVERLAP, keep_newer
 
 COMMENT_FIELDS = "id,message,created_time,from,permalink_url,parent{id},attachment,is_hidden"
 RECENT_POSTS = 10  # comments are watched on the page's ten newest posts
 MAX_PAGES = 5  # pages of comments per post per poll
-OVERLAP = timedelta(minutes=5)  # re-read a little before the cursor; the unique key drops repeats
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((t for t in (a, b) if t is not None), default=None)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -96,18 +100,9 @@ class FacebookSource:
             }
             for _ in range(MAX_PAGES):
                 body = await graph_get(client, url or "", params=params, what=self.what)
-                older = False
-                for comment in body.get("data") or []:
-                    item = comment_to_item(comment)
-                    if item is None:
-                        result.skipped += 1
-                        continue
-                    if since and item.created_at and item.created_at < since - OVERLAP:
-                        older = True
-                        continue
-                    result.items.append(item)
-                    if item.created_at and (newest is None or item.created_at > newest):
-                        newest = item.created_at
+                page = [comment_to_item(comment) for comment in body.get("data") or []]
+                newest = _later(newest, keep_newer(page, since, result))
+                older = since is not None and any(i and i.created_at and i.created_at < since - OVERLAP for i in page)
                 url = (body.get("paging") or {}).get("next")
                 params = None  # the next link carries its own query
                 if older or not url:

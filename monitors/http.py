@@ -1,13 +1,21 @@
-"""Sorting HTTP failures into a few kinds, in one place, for every platform."""
+"""Sorting HTTP failures into a few kinds, in one place, for every platform; and the small
+helpers every connector shares (secrets from the environment, keeping what is new)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from hallmonitor.errors import ErrorKind, PlatformError
+
+if TYPE_CHECKING:
+    from monitors.base import NewItem
+
 
 USER_AGENT = "HallMonitor/0.1 (+school social media safety; polite polling)"
 
@@ -51,3 +59,34 @@ def classify_exception(exc: httpx.HTTPError, *, what: str) -> PlatformError:
     if isinstance(exc, httpx.TimeoutException):
         return PlatformError(ErrorKind.TIMEOUT, f"{what}: timed out")
     return PlatformError(ErrorKind.NETWORK, f"{what}: network error ({type(exc).__name__}: {exc})")
+
+
+def secrets(account: Any, platform: str, *names: str, hint: str = "a token") -> list[str]:
+    """The secrets an account's credentials name, read from the environment; one clear sentence if any is missing."""
+    envs = [account.credentials.get(name) for name in names]
+    values = [os.environ.get(env or "") for env in envs]
+    if not all(envs) or not all(values):
+        named = ", ".join(f"credentials.{n} ({e or 'not configured'})" for n, e in zip(names, envs, strict=True))
+        raise PlatformError(ErrorKind.AUTH, f"{platform}: set the environment variable(s) named by {named} to {hint}")
+    return [v or "" for v in values]
+
+
+OVERLAP = timedelta(minutes=5)
+
+
+def keep_newer(
+    found: Iterable[NewItem | None], since: datetime | None, result: Any, overlap: timedelta = OVERLAP
+) -> datetime | None:
+    """Append to `result.items` what is newer than the cursor (less an overlap the unique key
+    deduplicates), count unreadable entries, and return the newest time seen."""
+    newest = since
+    for item in found:
+        if item is None:
+            result.skipped += 1
+            continue
+        if since and item.created_at and item.created_at < since - overlap:
+            continue
+        result.items.append(item)
+        if item.created_at and (newest is None or item.created_at > newest):
+            newest = item.created_at
+    return newest

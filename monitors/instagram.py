@@ -11,7 +11,7 @@ instagram_manage_comments.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -21,11 +21,11 @@ from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.facebook import parse_time
 from monitors.graph import graph_call, graph_get, graph_url, token
+from monitors.http import keep_newer
 
 COMMENT_FIELDS = "id,text,timestamp,username,hidden,media{id,permalink},replies{id,text,timestamp,username}"
 RECENT_MEDIA = 10
 MAX_PAGES = 5
-OVERLAP = timedelta(minutes=5)
 
 
 def comment_to_item(comment: dict[str, Any], *, permalink: str | None = None) -> NewItem | None:
@@ -98,16 +98,7 @@ class InstagramSource:
             found = []
             for post in (media.get("data") or [])[:RECENT_MEDIA]:
                 found += await self._comments(client, base, post, access, since)
-        newest = since
-        for item in found:
-            if item is None:
-                result.skipped += 1
-                continue
-            if since and item.created_at and item.created_at < since - OVERLAP:
-                continue
-            result.items.append(item)
-            if item.created_at and (newest is None or item.created_at > newest):
-                newest = item.created_at
+        newest = keep_newer(found, since, result)
         if newest is not None:
             state.cursor = newest.strftime("%Y-%m-%dT%H:%M:%S%z")
         return result

@@ -9,7 +9,6 @@ write:mutes and write:reports.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -20,21 +19,13 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response
+from monitors.http import classify_exception, classify_response, secrets
 
 MAX_PAGES = 5
 
 
 def _token(account: AccountConfig) -> str:
-    env = account.credentials.get("access_token")
-    value = os.environ.get(env or "")
-    if not env or not value:
-        raise PlatformError(
-            ErrorKind.AUTH,
-            f"Mastodon: set the environment variable named by "
-            f"credentials.access_token ({env or 'not configured'}) to an access token",
-        )
-    return value
+    return secrets(account, "Mastodon", "access_token", hint="an access token")[0]
 
 
 def _time(value: str | None) -> datetime | None:

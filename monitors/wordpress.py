@@ -9,7 +9,6 @@ user (with the moderate_comments capability) and an application password.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -19,19 +18,14 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response
+from monitors.http import classify_exception, classify_response, secrets
 
 
 def _auth(account: AccountConfig) -> tuple[str, str]:
-    names = [account.credentials.get("username"), account.credentials.get("app_password")]
-    values = [os.environ.get(n or "") for n in names]
-    if not all(names) or not all(values):
-        raise PlatformError(
-            ErrorKind.AUTH,
-            "WordPress: set the environment variables named by credentials.username "
-            "and credentials.app_password (an application password)",
-        )
-    return values[0] or "", values[1] or ""
+    user, password = secrets(
+        account, "WordPress", "username", "app_password", hint="a user and an application password"
+    )
+    return user, password
 
 
 def comment_to_item(comment: dict[str, Any]) -> NewItem | None:

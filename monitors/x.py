@@ -19,7 +19,7 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.http import classify_exception, classify_response
+from monitors.http import classify_exception, classify_response, secrets
 
 DEFAULT_API = "https://api.twitter.com/2"
 MAX_PAGES = 5
@@ -30,15 +30,7 @@ def api_url() -> str:
 
 
 def _token(account: AccountConfig) -> str:
-    env = account.credentials.get("access_token")
-    value = os.environ.get(env or "")
-    if not env or not value:
-        raise PlatformError(
-            ErrorKind.AUTH,
-            f"X: set the environment variable named by credentials.access_token "
-            f"({env or 'not configured'}) to a user access token",
-        )
-    return value
+    return secrets(account, "X", "access_token", hint="a user access token")[0]
 
 
 def _error(response: httpx.Response, what: str) -> PlatformError:

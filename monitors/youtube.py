@@ -11,7 +11,7 @@ access token with the youtube.force-ssl scope.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -19,11 +19,11 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.http import classify_exception, retry_after_seconds
+from monitors.facebook import _later
+from monitors.http import OVERLAP, classify_exception, keep_newer, retry_after_seconds, secrets
 
 DEFAULT_API = "https://www.googleapis.com/youtube/v3"
 MAX_PAGES = 5
-OVERLAP = timedelta(minutes=5)
 QUOTA_REASONS = {"quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"}
 
 
@@ -32,15 +32,7 @@ def api_url() -> str:
 
 
 def _token(account: AccountConfig) -> str:
-    env = account.credentials.get("access_token")
-    value = os.environ.get(env or "")
-    if not env or not value:
-        raise PlatformError(
-            ErrorKind.AUTH,
-            f"YouTube: set the environment variable named by credentials.access_token "
-            f"({env or 'not configured'}) to an OAuth access token",
-        )
-    return value
+    return secrets(account, "YouTube", "access_token", hint="an OAuth access token")[0]
 
 
 def classify_youtube(response: httpx.Response, *, what: str) -> PlatformError:
@@ -137,18 +129,13 @@ class YouTubeSource:
                 if page_token:
                     params["pageToken"] = page_token
                 body = await self._get(client, "commentThreads", params, headers)
-                older = False
-                for thread in body.get("items") or []:
-                    for item in thread_items(thread, held=status == "heldForReview"):
-                        if item is None:
-                            result.skipped += 1
-                            continue
-                        if since and item.created_at and item.created_at < since - OVERLAP:
-                            older = True
-                            continue
-                        result.items.append(item)
-                        if item.created_at and (newest is None or item.created_at > newest):
-                            newest = item.created_at
+                page = [
+                    i
+                    for thread in body.get("items") or []
+                    for i in thread_items(thread, held=status == "heldForReview")
+                ]
+                newest = _later(newest, keep_newer(page, since, result))
+                older = since is not None and any(i and i.created_at and i.created_at < since - OVERLAP for i in page)
                 page_token = body.get("nextPageToken")
                 if older or not page_token:
                     break
