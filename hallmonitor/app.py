@@ -16,7 +16,7 @@ from hallmonitor.service import Service
 log = logging.getLogger(__name__)
 
 
-def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None) -> FastAPI:
+def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None, teams: Any = None) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
 
     @asynccontextmanager
@@ -58,6 +58,29 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
             return JSONResponse(
                 {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"}, status_code=503
             )
+
+    @app.post("/api/messages")
+    async def teams_messages(request: Request) -> Any:
+        """Bot Framework activities from Teams (authenticated; invalid tokens get 401)."""
+        if teams is None:
+            return JSONResponse(
+                {
+                    "error": "Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
+                    '(or chat.surface = "teams")'
+                },
+                status_code=503,
+            )
+        from fastapi.responses import Response
+
+        from bot.teams import handle_request
+
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        adapter, bot = teams
+        status, payload = await handle_request(adapter, bot, body, request.headers.get("Authorization", ""))
+        return Response(status_code=status) if payload is None else JSONResponse(payload, status_code=status)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

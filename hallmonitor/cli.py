@@ -48,6 +48,8 @@ def _surface(config: Config) -> Any:
 
         token, _, api_url = slack_settings()
         return SlackSurface(web_client(token, api_url))
+    if config.chat.surface == "teams":
+        raise ConfigError(['chat.surface = "teams" is served by `hallmonitor run` (it needs the web app)'])
     if config.chat.surface != "console":
         raise ConfigError(
             [f'chat.surface: {config.chat.surface!r} is not available in this version; use "console" or "slack"']
@@ -55,6 +57,15 @@ def _surface(config: Config) -> Any:
     from bot.console import ConsoleSurface
 
     return ConsoleSurface()
+
+
+def _teams(config: Config) -> Any:
+    """The Teams adapter and settings when Teams is configured, else None."""
+    if config.chat.surface != "teams" and not os.environ.get("MICROSOFT_APP_ID"):
+        return None
+    from bot.teams import build_teams
+
+    return build_teams
 
 
 def _slack_app(service: Any) -> Any:
@@ -89,8 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     engine = _open(config)
-    service = Service(config=config, engine=engine, surface=_surface(config))
-    app = create_app(service, slack=_slack_app(service))
+    teams = None
+    if _teams(config) is not None:
+        from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+
+        adapter, settings = make_adapter()
+        surface = TeamsSurface(engine, adapter, settings.APP_ID) if config.chat.surface == "teams" else _surface(config)
+        service = Service(config=config, engine=engine, surface=surface)
+        teams = (adapter, HallMonitorTeamsBot(service))
+    else:
+        service = Service(config=config, engine=engine, surface=_surface(config))
+    app = create_app(service, slack=_slack_app(service), teams=teams)
     if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
         commands = ConsoleCommands(engine=engine, config=config)
         threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()

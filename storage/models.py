@@ -173,3 +173,15 @@ class WebhookEvent(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=Text)
     processed_at: datetime | None = _ts()
+
+
+class TeamsConversation(SQLModel, table=True):
+    """Where the Teams bot may speak proactively: a channel (by its conversation id) or a
+    person's chat (by Entra object id), kept from install and message events."""
+
+    __table_args__ = (UniqueConstraint("kind", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # channel / personal
+    key: str = Field(max_length=256)
+    reference: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

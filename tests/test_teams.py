@@ -1,0 +1,218 @@
+"""Teams end to end: activities POSTed to /api/messages with serviceUrl pointing at a local mock
+Bot Connector; asserts cards sent, updated (invoke responses) and audited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+from hallmonitor.app import create_app
+from hallmonitor.config import Config, load_config
+from hallmonitor.service import Service
+from storage.db import session_scope
+from storage.models import Audit, Item, TeamsConversation
+from tests.conftest import BASE_CONFIG, SHARED, account_block
+from tests.mock_connector import MockConnector
+
+CHANNEL = "19:moderators@thread.tacv2"
+FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>
+<item><guid>q</guid><description>When is the nativity?</description></item>
+<item><guid>s</guid><description>A man keeps asking my daughter to send him photos</description></item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def connector() -> Iterator[MockConnector]:
+    with MockConnector() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("MICROSOFT_APP_ID", "")  # local testing: authentication off
+    feed = tmp_path / "feed.xml"
+    feed.write_text(FEED)
+    text = BASE_CONFIG.format(db=tmp_path / "hm.db").replace('surface = "console"', 'surface = "teams"')
+    text = text.replace('nation = "england"', f'nation = "england"\npolicy = "{SHARED / "policies" / "northgate.txt"}"')
+    for name, aad in (
+        ("Amira Khan", "aad-amira"),
+        ("Ben Okafor", "aad-ben"),
+        ("Helen Moore", "aad-helen"),
+        ("Dana Price", "aad-dana"),
+        ("Sam Teacher", "aad-sam"),
+    ):
+        text = text.replace(f'name = "{name}"', f'name = "{name}"\nteams_user = "{aad}"')
+    text += account_block("blog", [str(feed)]) + f'channel = {{ teams = "{CHANNEL}" }}\n'
+    (tmp_path / "config.toml").write_text(text)
+    return load_config(tmp_path / "config.toml")
+
+
+def activity(connector: MockConnector, kind: str, *, who: str, channel: bool, **extra: Any) -> dict[str, Any]:
+    conversation = (
+        {"id": f"{CHANNEL};messageid=1", "conversationType": "channel"}
+        if channel
+        else {"id": f"a:personal-{who}", "conversationType": "personal"}
+    )
+    return {
+        "type": kind,
+        "id": "incoming-1",
+        "channelId": "msteams",
+        "serviceUrl": connector.url,
+        "from": {"id": f"29:{who}", "aadObjectId": who, "name": who},
+        "recipient": {"id": "28:bot", "name": "Hall Monitor"},
+        "conversation": conversation,
+        "channelData": {"channel": {"id": CHANNEL}} if channel else {},
+        **extra,
+    }
+
+
+class Harness:
+    def __init__(self, config: Config, engine: Engine) -> None:
+        adapter, settings = make_adapter()
+        self.service = Service(config=config, engine=engine, surface=TeamsSurface(engine, adapter, settings.APP_ID))
+        self.app = create_app(self.service, start_scheduler=False, teams=(adapter, HallMonitorTeamsBot(self.service)))
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://hm.test")
+
+    async def send(self, body: dict[str, Any], auth: str | None = None) -> httpx.Response:
+        headers = {"Authorization": auth} if auth else {}
+        return await self.http.post("/api/messages", json=body, headers=headers)
+
+
+def test_install_then_proactive_cards_and_private_dsl_pings(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    async def go() -> None:
+        h = Harness(config, engine)
+        installed = activity(
+            connector, "conversationUpdate", who="aad-amira", channel=True, membersAdded=[{"id": "28:bot"}]
+        )
+        assert (await h.send(installed)).status_code in (200, 201)
+        hello = activity(connector, "message", who="aad-dana", channel=False, text="hello")
+        assert (await h.send(hello)).status_code in (200, 201)
+        await h.service.tick(all_sources=True)
+        await h.http.aclose()
+
+    asyncio.run(go())
+    with session_scope(engine) as s:
+        stored = {(c.kind, c.key) for c in s.scalars(select(TeamsConversation))}
+    assert stored == {("channel", CHANNEL), ("personal", "aad-dana")}
+    posts = [(unquote(path), body) for method, path, body in connector.sent() if method == "POST"]
+    channel_cards = [b for p, b in posts if p == f"/v3/conversations/{CHANNEL}/activities" and b.get("attachments")]
+    dsl = [
+        b
+        for p, b in posts
+        if p == "/v3/conversations/a:personal-aad-dana/activities" and "send him photos" in json.dumps(b)
+    ]
+    assert len(channel_cards) == 2 and len(dsl) == 1
+    assert not any("send him photos" in json.dumps(b) for b in channel_cards)  # withheld from the channel
+    card = channel_cards[0]["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert not any(el.get("type") == "Image" for b in channel_cards for el in b["attachments"][0]["content"]["body"])
+
+
+def test_card_actions_return_the_updated_card_and_are_audited(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    async def go() -> list[httpx.Response]:
+        h = Harness(config, engine)
+        await h.service.tick(all_sources=True)
+        with session_scope(engine) as s:
+            item = s.scalars(select(Item).where(col(Item.external_id) == "q")).one().id
+
+        def invoke(who: str, verb: str, **data: Any) -> dict[str, Any]:
+            return activity(
+                connector,
+                "invoke",
+                who=who,
+                channel=True,
+                name="adaptiveCard/action",
+                value={"action": {"type": "Action.Execute", "verb": verb, "data": {"item": item, **data}}},
+            )
+
+        responses = [
+            await h.send(invoke("aad-amira", "hm:acknowledge")),
+            await h.send(invoke("aad-sam", "hm:close")),
+            await h.send(invoke("aad-ben", "hm:recategorise", category="praise")),
+        ]
+        await h.http.aclose()
+        return responses
+
+    ok, refused, recat = asyncio.run(go())
+    assert ok.status_code == 200  # not 500: we write the invoke response ourselves
+    body = ok.json()
+    assert body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert "Acknowledged by amira" in json.dumps(body["value"])
+    assert refused.status_code == 200 and "designated moderators" in json.dumps(refused.json()["value"])
+    assert "Re-categorised as praise by ben" in json.dumps(recat.json()["value"])
+    with session_scope(engine) as s:
+        audit = [(a.actor, a.action, a.outcome, a.surface) for a in s.scalars(select(Audit).order_by(col(Audit.id)))]
+    assert audit == [
+        ("amira", "acknowledge", "ok", "teams"),
+        ("sam", "close", "refused", "teams"),
+        ("ben", "recategorise", "ok", "teams"),
+    ]
+
+
+def test_policy_answers_in_personal_chat_and_on_mention(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    async def go() -> None:
+        h = Harness(config, engine)
+        await h.send(
+            activity(
+                connector,
+                "message",
+                who="aad-sam",
+                channel=False,
+                text="Can I accept a friend request from someone at school?",
+            )
+        )
+        mention = activity(
+            connector,
+            "message",
+            who="aad-ben",
+            channel=True,
+            text="<at>Hall Monitor</at> Should I decline a friend request from a student?",
+            entities=[
+                {
+                    "type": "mention",
+                    "text": "<at>Hall Monitor</at>",
+                    "mentioned": {"id": "28:bot", "name": "Hall Monitor"},
+                }
+            ],
+        )
+        await h.send(mention)
+        await h.http.aclose()
+
+    asyncio.run(go())
+    replies = [json.dumps(b) for method, path, b in connector.sent() if method == "POST"]
+    assert any("It depends who it is" in r and "a former pupil" in r for r in replies)  # choices as buttons
+    assert any("clause 28" in r for r in replies)
+
+
+def test_invalid_tokens_get_401_not_500(
+    config: Config, engine: Engine, connector: MockConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MICROSOFT_APP_ID", "00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("MICROSOFT_APP_PASSWORD", "secret")
+    monkeypatch.setenv("MICROSOFT_APP_TENANT_ID", "00000000-0000-0000-0000-0000000000aa")
+
+    async def go() -> list[int]:
+        h = Harness(config, engine)
+        body = activity(connector, "message", who="aad-sam", channel=False, text="hi")
+        codes = [(await h.send(body, auth)).status_code for auth in (None, "Bearer not-a-jwt", "Basic abc")]
+        await h.http.aclose()
+        return codes
+
+    assert asyncio.run(go()) == [401, 401, 401]
+    assert connector.sent() == []
