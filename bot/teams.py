@@ -96,12 +96,18 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
                     "fallback": {"type": "Action.Submit", "title": button.label, "data": data},
                 }
             )
+    refresh = (
+        {"refresh": {"action": {"type": "Action.Execute", "verb": "hm:refresh", "data": {"item": card.item_id}}}}
+        if card.item_id is not None
+        else {}
+    )  # Universal Actions: each viewer's Teams fetches the latest state of the card
     return {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.4",
         "body": body,
         "actions": actions,
+        **refresh,
     }
 
 
@@ -206,6 +212,9 @@ class HallMonitorTeamsBot(ActivityHandler):
         from bot import chat
 
         verb = str(data.get("verb", "")).removeprefix(VERB_PREFIX)
+        if verb == "refresh":  # a view, not an action: no role check, nothing audited
+            current = await asyncio.to_thread(chat.card_for, self.service, int(data.get("item", 0)))
+            return adaptive_card(current) if current else answer_card("This item no longer exists.", [])
         if verb == "ask":
             text, choices = await asyncio.to_thread(chat.policy_answer, self.service, staff, str(data.get("question")))
             return answer_card(text, choices)

@@ -216,3 +216,57 @@ def test_invalid_tokens_get_401_not_500(
 
     assert asyncio.run(go()) == [401, 401, 401]
     assert connector.sent() == []
+
+
+def test_bot_logic_with_botbuilders_test_adapter(config: Config, engine: Engine) -> None:
+    """The activity handler alone, through botbuilder's own TestAdapter (no HTTP)."""
+    from botbuilder.core.adapters import TestAdapter
+    from botbuilder.schema import Activity, ChannelAccount
+
+    from bot.teams import HallMonitorTeamsBot
+    from tests.helpers import RecordingSurface
+
+    bot = HallMonitorTeamsBot(Service(config=config, engine=engine, surface=RecordingSurface()))
+    adapter = TestAdapter(bot.on_turn)
+
+    async def go() -> list[Any]:
+        sent = Activity(
+            type="message",
+            text="Should I decline a friend request from a student?",
+            from_property=ChannelAccount(id="29:ben", aad_object_id="aad-ben"),
+        )
+        await adapter.send(sent)
+        return list(adapter.activity_buffer)
+
+    replies = asyncio.run(go())
+    card = replies[0].attachments[0].content
+    assert "clause 28" in json.dumps(card) and card["type"] == "AdaptiveCard"
+
+
+def test_refresh_returns_the_current_card(config: Config, engine: Engine, connector: MockConnector) -> None:
+    async def go() -> httpx.Response:
+        h = Harness(config, engine)
+        await h.service.tick(all_sources=True)
+        with session_scope(engine) as s:
+            item = s.scalars(select(Item).where(col(Item.external_id) == "q")).one().id
+        refresh = activity(
+            connector,
+            "invoke",
+            who="aad-helen",
+            channel=True,
+            name="adaptiveCard/action",
+            value={
+                "action": {"type": "Action.Execute", "verb": "hm:refresh", "data": {"item": item}},
+                "trigger": "automatic",
+            },
+        )
+        response = await h.send(refresh)
+        await h.http.aclose()
+        return response
+
+    response = asyncio.run(go())
+    card = json.dumps(response.json()["value"])
+    assert response.status_code == 200 and "When is the nativity?" in card and "Not done" not in card
+    assert '"verb": "hm:refresh"' in card  # the card carries its own refresh
+    with session_scope(engine) as s:
+        assert s.scalars(select(Audit)).first() is None  # viewing is not an action
