@@ -278,9 +278,12 @@ def make_adapter() -> tuple[CloudAdapter, TeamsSettings]:
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(settings))
 
     async def on_error(context: TurnContext, error: Exception) -> None:
-        log.exception("teams_turn_failed error=%r", error)
+        log.error("teams_turn_failed error=%r", error, exc_info=error)
         if context.activity.type == ActivityTypes.message:
-            await context.send_activity("Sorry, something went wrong; it has been logged.")
+            try:
+                await context.send_activity("Sorry, something went wrong; it has been logged.")
+            except Exception as exc:  # the Teams service itself may be unreachable
+                log.warning("teams_apology_not_sent error=%r", exc)
 
     adapter.on_turn_error = on_error
     return adapter, settings
@@ -304,7 +307,11 @@ async def handle_request(
     except Exception as exc:  # malformed, expired or forged tokens raise many different things
         log.warning("teams_auth_failed error=%r", exc)
         return 401, {"error": "unauthorized"}
-    invoke = await adapter.process_activity(authenticated, activity, bot.on_turn)
+    try:
+        invoke = await adapter.process_activity(authenticated, activity, bot.on_turn)
+    except Exception as exc:  # e.g. the activity's serviceUrl cannot be reached: not the caller's fault
+        log.warning("teams_turn_not_completed error=%r", exc)
+        return 502, {"error": "could not complete the turn with the Teams service; it has been logged"}
     if invoke is not None:
         return invoke.status, invoke.body
     return 201, None

@@ -270,3 +270,19 @@ def test_refresh_returns_the_current_card(config: Config, engine: Engine, connec
     assert '"verb": "hm:refresh"' in card  # the card carries its own refresh
     with session_scope(engine) as s:
         assert s.scalars(select(Audit)).first() is None  # viewing is not an action
+
+
+def test_an_unreachable_teams_service_is_502_not_a_crash(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    async def go() -> httpx.Response:
+        h = Harness(config, engine)
+        body = activity(connector, "message", who="aad-sam", channel=False, text="hello")
+        body["serviceUrl"] = "http://127.0.0.1:9/"  # nothing listens there
+        response = await h.send(body)
+        await h.http.aclose()
+        return response
+
+    response = asyncio.run(go())
+    assert response.status_code == 201  # the turn's error handler logged it; the request completes cleanly
+    assert "teams_turn_failed" in caplog.text and "teams_apology_not_sent" in caplog.text
