@@ -8,6 +8,7 @@ writes the audit row, for successes, refusals and failures alike.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from monitors.registry import SOURCES
 from storage.models import Escalation, Evidence, Item, Triage
 from storage.queries import open_escalations, write_audit
 
+log = logging.getLogger(__name__)
 DESTRUCTIVE = {"hide": Capability.HIDE, "delete": Capability.DELETE, "block": Capability.BLOCK}
 PLATFORM_ACTIONS = {
     **DESTRUCTIVE,
@@ -125,8 +127,11 @@ def _platform_action(
     """Evidence first (committed, so a failed call keeps it), then the platform call, then the audit."""
     text, tell = argument, False
     if action == "delete" and argument and argument.lstrip().startswith("{"):
-        details = json.loads(argument)
-        text, tell = str(details.get("reason") or ""), bool(details.get("tell_audience"))
+        try:
+            details = json.loads(argument)
+            text, tell = str(details.get("reason") or ""), bool(details.get("tell_audience"))
+        except (ValueError, AttributeError):
+            text, tell = argument, False  # not the modal's JSON: take it as the reason
     if action == "reply" and not (text or "").strip():
         return audit("refused", "Say what to reply.")
     evidence = snapshot(session, item=item, reason=action) if action in SNAPSHOT_BEFORE else None
@@ -144,6 +149,14 @@ def _platform_action(
         message = connector.act(action, external_id=item.external_id, raw=item.raw, text=text)
     except PlatformError as exc:
         return audit("failed", str(exc), error_kind=exc.kind.value, evidence_id=evidence.id if evidence else None)
+    except Exception as exc:  # a bug or an odd answer: still audited, and the person gets a sentence
+        log.exception("platform_action_crashed platform=%s action=%s item=%s", account.platform, action, item.id)
+        return audit(
+            "failed",
+            f"Sorry, {account.platform} did not answer as expected; it has been logged.",
+            error=repr(exc)[:500],
+            evidence_id=evidence.id if evidence else None,
+        )
     if action in STATUS_AFTER:
         item.status = STATUS_AFTER[action]
     if action == "reply":

@@ -203,3 +203,26 @@ def test_webhook_comment_payloads_convert_like_polled_ones() -> None:
     assert item is not None and item.author == "Kun Liu" and item.media_urls and item.created_at
     assert comment_to_item({"message": "no id at all"}) is None
     assert Path(FB / "apidata/comments/comments_p1.json").exists()
+
+
+def test_an_unexpected_connector_failure_is_still_audited(
+    config,
+    engine: Engine,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitors.facebook import FacebookSource
+
+    item_id = _stored_comment(engine, config)
+
+    def broken(self, action, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(FacebookSource, "act", broken)
+    result = _act(engine, config, "hide", item_id)
+    assert not result.ok and "did not answer as expected" in result.message
+    odd = _act(engine, config, "delete", item_id, "{not json")  # a reason that merely starts with a brace
+    assert not odd.ok
+    with session_scope(engine) as s:
+        audit = [(a.action, a.outcome) for a in s.scalars(select(Audit).order_by(col(Audit.id)))]
+        assert len(s.scalars(select(Evidence)).all()) == 2  # evidence kept for both attempts
+    assert audit == [("hide", "failed"), ("delete", "failed")]
