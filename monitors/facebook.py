@@ -17,8 +17,8 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.graph import graph_call, graph_get, graph_url, token
-from monitors.http import OVERLAP, keep_newer
+from monitors.graph import graph_call, graph_get, graph_url
+from monitors.http import OVERLAP, keep_newer, secrets
 
 COMMENT_FIELDS = "id,message,created_time,from,permalink_url,parent{id},attachment,is_hidden"
 RECENT_POSTS = 10  # comments are watched on the page's ten newest posts
@@ -78,7 +78,7 @@ class FacebookSource:
         self.what = f"Facebook page {watch.label or watch.url}"
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
-        access = token(self.account, "page_token", "Facebook")
+        access = secrets(self.account, "Facebook", "page_token", hint="a Page access token")[0]
         base = graph_url()
         since = parse_time(state.cursor)
         posts = await graph_get(
@@ -113,7 +113,7 @@ class FacebookSource:
 
     def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
         """Do a moderation action on Facebook; a sentence on success, PlatformError otherwise."""
-        access = token(self.account, "page_token", "Facebook")
+        access = secrets(self.account, "Facebook", "page_token", hint="a Page access token")[0]
         what = "Facebook"
         if action == "reply":
             graph_call("POST", f"{external_id}/comments", access_token=access, data={"message": text or ""}, what=what)

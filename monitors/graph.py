@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from hallmonitor.config import AccountConfig
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.http import classify_exception, retry_after_seconds
 
@@ -18,21 +17,6 @@ DEFAULT_GRAPH = "https://graph.facebook.com/v21.0"
 def graph_url() -> str:
     """$META_GRAPH_URL lets tests and proxies point elsewhere."""
     return (os.environ.get("META_GRAPH_URL") or DEFAULT_GRAPH).rstrip("/")
-
-
-def token(account: AccountConfig, name: str, platform: str) -> str:
-    """The secret named by the account's credentials, from the environment."""
-    env = account.credentials.get(name)
-    if not env:
-        raise PlatformError(
-            ErrorKind.AUTH,
-            f"{platform} account {account.id!r} has no credentials.{name}; "
-            f"name the environment variable that holds it in the config",
-        )
-    value = os.environ.get(env)
-    if not value:
-        raise PlatformError(ErrorKind.AUTH, f"{platform}: environment variable {env} is not set; set it to the token")
-    return value
 
 
 def classify_graph(response: httpx.Response, *, what: str) -> PlatformError:

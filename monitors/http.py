@@ -62,12 +62,22 @@ def classify_exception(exc: httpx.HTTPError, *, what: str) -> PlatformError:
 
 
 def secrets(account: Any, platform: str, *names: str, hint: str = "a token") -> list[str]:
-    """The secrets an account's credentials name, read from the environment; one clear sentence if any is missing."""
+    """The secrets an account's credentials name, read from the environment, with one clear
+    sentence for each way this goes wrong: a key missing from the config, or a variable unset."""
     envs = [account.credentials.get(name) for name in names]
+    unnamed = [name for name, env in zip(names, envs, strict=True) if not env]
+    if unnamed:
+        keys = ", ".join(f"credentials.{n}" for n in unnamed)
+        raise PlatformError(
+            ErrorKind.AUTH,
+            f"{platform} account {account.id!r} has no {keys}; name the environment "
+            f"variable that holds {hint} in the config",
+        )
     values = [os.environ.get(env or "") for env in envs]
-    if not all(envs) or not all(values):
-        named = ", ".join(f"credentials.{n} ({e or 'not configured'})" for n, e in zip(names, envs, strict=True))
-        raise PlatformError(ErrorKind.AUTH, f"{platform}: set the environment variable(s) named by {named} to {hint}")
+    unset = [env for env, value in zip(envs, values, strict=True) if not value]
+    if unset:
+        missing = "; ".join(f"environment variable {env} is not set" for env in unset)
+        raise PlatformError(ErrorKind.AUTH, f"{platform}: {missing}; set it to {hint}")
     return [v or "" for v in values]
 
 

@@ -20,8 +20,8 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.facebook import parse_time
-from monitors.graph import graph_call, graph_get, graph_url, token
-from monitors.http import keep_newer
+from monitors.graph import graph_call, graph_get, graph_url
+from monitors.http import keep_newer, secrets
 
 COMMENT_FIELDS = "id,text,timestamp,username,hidden,media{id,permalink},replies{id,text,timestamp,username}"
 RECENT_MEDIA = 10
@@ -72,7 +72,7 @@ class InstagramSource:
         self.what = f"Instagram account {watch.label or watch.url}"
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
-        access = token(self.account, "access_token", "Instagram")
+        access = secrets(self.account, "Instagram", "access_token")[0]
         base = graph_url()
         since = parse_time(state.cursor)
         result = FetchResult()
@@ -121,7 +121,7 @@ class InstagramSource:
         return out
 
     def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
-        access = token(self.account, "access_token", "Instagram")
+        access = secrets(self.account, "Instagram", "access_token")[0]
         if external_id.startswith("tag:"):
             raise PlatformError(
                 ErrorKind.FORBIDDEN,
@@ -144,7 +144,7 @@ class InstagramSource:
 
     def mentioned_comment(self, comment_id: str) -> NewItem | None:
         """A `mentions` webhook carries ids only: fetch the comment that mentioned us."""
-        access = token(self.account, "access_token", "Instagram")
+        access = secrets(self.account, "Instagram", "access_token")[0]
         body = graph_call(
             "GET",
             self.user,
