@@ -18,7 +18,7 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.http import classify_exception, classify_response, secrets
+from monitors.http import classify_exception, classify_response, parse_time, secrets
 
 DEFAULT_SERVICE = "https://bsky.social"
 REASONS = ("mention", "reply", "quote")
@@ -62,7 +62,7 @@ def notification_to_item(note: dict[str, Any]) -> NewItem | None:
         text=str(record.get("text") or ""),
         author=f"@{handle}" if handle else author.get("did"),
         url=f"https://bsky.app/profile/{handle or author.get('did')}/post/{rkey}",
-        created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        created_at=parse_time(created),
         raw=note,
     )
 

@@ -18,7 +18,7 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.graph import graph_call, graph_get, graph_url
-from monitors.http import OVERLAP, keep_newer, secrets
+from monitors.http import OVERLAP, keep_newer, parse_time, secrets
 
 COMMENT_FIELDS = "id,message,created_time,from,permalink_url,parent{id},attachment,is_hidden"
 RECENT_POSTS = 10  # comments are watched on the page's ten newest posts
@@ -27,15 +27,6 @@ MAX_PAGES = 5  # pages of comments per post per poll
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return max((t for t in (a, b) if t is not None), default=None)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
-    except ValueError:
-        return None
 
 
 def comment_id(comment: dict[str, Any]) -> str | None:

@@ -81,6 +81,18 @@ def secrets(account: Any, platform: str, *names: str, hint: str = "a token") -> 
     return [v or "" for v in values]
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """A platform timestamp ("...Z", "...+0000", "...+00:00", with or without fractions) as an aware
+    datetime; a timestamp without an offset is UTC (as WordPress's date_gmt); None if unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 OVERLAP = timedelta(minutes=5)
 
 

@@ -19,9 +19,8 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.facebook import parse_time
 from monitors.graph import graph_call, graph_get, graph_url
-from monitors.http import keep_newer, secrets
+from monitors.http import keep_newer, parse_time, secrets
 
 COMMENT_FIELDS = "id,text,timestamp,username,hidden,media{id,permalink},replies{id,text,timestamp,username}"
 RECENT_MEDIA = 10

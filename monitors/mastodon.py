@@ -9,7 +9,6 @@ write:mutes and write:reports.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -19,20 +18,13 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response, secrets
+from monitors.http import classify_exception, classify_response, parse_time, secrets
 
 MAX_PAGES = 5
 
 
 def _token(account: AccountConfig) -> str:
     return secrets(account, "Mastodon", "access_token", hint="an access token")[0]
-
-
-def _time(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 def status_to_item(status: dict[str, Any], *, kind: str) -> NewItem | None:
@@ -46,7 +38,7 @@ def status_to_item(status: dict[str, Any], *, kind: str) -> NewItem | None:
         text=html_to_text(status.get("content")),
         author=account.get("acct") or account.get("username"),
         url=status.get("url") or status.get("uri"),
-        created_at=_time(status.get("created_at")),
+        created_at=parse_time(status.get("created_at")),
         media_urls=media,
         raw=status,
     )

@@ -9,7 +9,6 @@ user (with the moderate_comments capability) and an application password.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -18,7 +17,7 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response, secrets
+from monitors.http import classify_exception, classify_response, parse_time, secrets
 
 
 def _auth(account: AccountConfig) -> tuple[str, str]:
@@ -38,7 +37,7 @@ def comment_to_item(comment: dict[str, Any]) -> NewItem | None:
         text=html_to_text((comment.get("content") or {}).get("rendered")),
         author=comment.get("author_name"),
         url=comment.get("link"),
-        created_at=datetime.fromisoformat(when).replace(tzinfo=UTC) if when else None,
+        created_at=parse_time(when),
         raw=comment,
     )
 

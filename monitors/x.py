@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -19,7 +18,7 @@ import httpx
 from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
-from monitors.http import classify_exception, classify_response, secrets
+from monitors.http import classify_exception, classify_response, parse_time, secrets
 
 DEFAULT_API = "https://api.twitter.com/2"
 MAX_PAGES = 5
@@ -54,7 +53,7 @@ def tweet_to_item(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> Ne
         text=str(tweet.get("text") or ""),
         author=f"@{handle}" if handle else None,
         url=f"https://x.com/{handle or 'i/web'}/status/{tweet['id']}",
-        created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        created_at=parse_time(created),
         raw=tweet,
     )
 

@@ -11,7 +11,6 @@ access token with the youtube.force-ssl scope.
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -20,7 +19,7 @@ from hallmonitor.config import AccountConfig, Watch
 from hallmonitor.errors import ErrorKind, PlatformError
 from monitors.base import Capability, FetchResult, NewItem, SourceState
 from monitors.facebook import _later
-from monitors.http import OVERLAP, classify_exception, keep_newer, retry_after_seconds, secrets
+from monitors.http import OVERLAP, classify_exception, keep_newer, parse_time, retry_after_seconds, secrets
 
 DEFAULT_API = "https://www.googleapis.com/youtube/v3"
 MAX_PAGES = 5
@@ -59,15 +58,6 @@ def classify_youtube(response: httpx.Response, *, what: str) -> PlatformError:
     return PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: {message[:200]}")
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def comment_to_item(comment: dict[str, Any], *, held: bool = False) -> NewItem | None:
     snippet = comment.get("snippet") or {}
     ident = comment.get("id")
@@ -82,7 +72,7 @@ def comment_to_item(comment: dict[str, Any], *, held: bool = False) -> NewItem |
         text=str(snippet.get("textOriginal") or snippet.get("textDisplay") or ""),
         author=snippet.get("authorDisplayName"),
         url=url,
-        created_at=_time(snippet.get("publishedAt")),
+        created_at=parse_time(snippet.get("publishedAt")),
         raw=raw,
     )
 
@@ -112,7 +102,7 @@ class YouTubeSource:
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
-        since = _time(state.cursor)
+        since = parse_time(state.cursor)
         result = FetchResult()
         newest = since
         for status in ("published", "heldForReview"):
