@@ -289,11 +289,6 @@ def make_adapter() -> tuple[CloudAdapter, TeamsSettings]:
     return adapter, settings
 
 
-def build_teams(service: Any) -> tuple[CloudAdapter, HallMonitorTeamsBot, TeamsSettings]:
-    adapter, settings = make_adapter()
-    return adapter, HallMonitorTeamsBot(service), settings
-
-
 async def handle_request(
     adapter: CloudAdapter, bot: HallMonitorTeamsBot, body: Any, auth_header: str
 ) -> tuple[int, Any]:

@@ -59,13 +59,9 @@ def _surface(config: Config) -> Any:
     return ConsoleSurface()
 
 
-def _teams(config: Config) -> Any:
-    """The Teams adapter and settings when Teams is configured, else None."""
-    if config.chat.surface != "teams" and not os.environ.get("MICROSOFT_APP_ID"):
-        return None
-    from bot.teams import build_teams
-
-    return build_teams
+def _teams_configured(config: Config) -> bool:
+    """Teams is served when it delivers the cards, or when an app id is set (answers and actions only)."""
+    return config.chat.surface == "teams" or bool(os.environ.get("MICROSOFT_APP_ID"))
 
 
 def _slack_app(service: Any) -> Any:
@@ -101,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     engine = _open(config)
     teams = None
-    if _teams(config) is not None:
+    if _teams_configured(config):
         from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
 
         adapter, settings = make_adapter()
