@@ -144,7 +144,7 @@ def ingest(
             escalations.append({"item_id": item_id, "target": verdict.escalate, "reason": reason, "created_at": now})
             notes.append(
                 outbox_row(
-                    dedupe_key=f"escalation:{item_id}:{verdict.escalate}:0",
+                    dedupe_key=escalation_key(item_id, verdict.escalate),
                     school_id=school.id,
                     kind="escalation",
                     audience=verdict.escalate,
@@ -160,7 +160,12 @@ def ingest(
     return stats
 
 
-def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str, round_: int = 0) -> None:
+def escalation_key(item_id: int, target: str, round_: int = 0) -> str:
+    """The outbox key of an escalation ping: one first ping, then one per re-ping round."""
+    return f"escalation:{item_id}:{target}:{round_}"
+
+
+def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str) -> None:
     """Open an escalation (once per item and target) and queue its ping."""
     assert item.id is not None
     insert_ignore(
@@ -168,7 +173,7 @@ def escalate(session: Session, *, item: Item, target: str, reason: str, school_i
     )
     enqueue(
         session,
-        dedupe_key=f"escalation:{item.id}:{target}:{round_}",
+        dedupe_key=escalation_key(item.id, target),
         school_id=school_id,
         kind="escalation",
         audience=target,

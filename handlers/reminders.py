@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from hallmonitor.config import Config
+from handlers.pipeline import escalation_key
 from storage.models import Item
 from storage.queries import enqueue, items_due_for_clock, open_escalations
 
@@ -67,7 +68,7 @@ def reping_escalations(session: Session, *, config: Config, now: datetime) -> in
         for round_ in range(1, REPING_ROUNDS + 1):
             if waited >= school.escalation_reping * round_ and enqueue(
                 session,
-                dedupe_key=f"escalation:{item.id}:{esc.target}:{round_}",
+                dedupe_key=escalation_key(esc.item_id, esc.target, round_),
                 school_id=school.id,
                 kind="escalation",
                 audience="leaders",
