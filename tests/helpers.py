@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -58,3 +58,29 @@ def count(engine: Engine, model: type[SQLModel], *where: Any) -> int:
         for clause in where:
             stmt = stmt.where(clause)
         return int(session.scalar(stmt) or 0)
+
+
+def act(
+    engine: Engine,
+    config: Config,
+    action: str,
+    item_id: int,
+    argument: str | None = None,
+    *,
+    actor: str = "amira",
+    now: datetime | None = None,
+) -> Any:
+    """Run one action through the shared action function, as a moderator by default."""
+    from handlers.actions import perform
+
+    with session_scope(engine) as session:
+        return perform(
+            session,
+            config=config,
+            actor=actor,
+            action=action,
+            item_id=item_id,
+            surface="test",
+            now=now or datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+            argument=argument,
+        )

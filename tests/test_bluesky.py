@@ -12,11 +12,11 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from handlers.actions import perform
 from monitors.bluesky import DEFAULT_SERVICE
 from storage.db import session_scope
 from storage.models import Item, Source
 from tests.conftest import FIXTURES
+from tests.helpers import act as helpers_act
 from tests.helpers import poll
 
 BS = FIXTURES / "bluesky"
@@ -122,17 +122,7 @@ def test_reply_hide_block_mute_report(config, engine: Engine) -> None:  # type: 
     report = respx.post(f"{XRPC}/com.atproto.moderation.createReport").mock(return_value=httpx.Response(200, json={}))
 
     def act(kind: str, action: str, argument: str | None = None) -> str:
-        with session_scope(engine) as s:
-            return perform(
-                s,
-                config=config,
-                actor="amira",
-                action=action,
-                item_id=ids[kind],
-                surface="t",
-                now=NOW,
-                argument=argument,
-            ).message
+        return helpers_act(engine, config, action, ids[kind], argument).message
 
     assert act("comment", "reply", "Thanks for coming!") == "Replied on Bluesky."
     reply = json.loads(create.calls[0].request.content)["record"]["reply"]

@@ -13,7 +13,6 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from handlers.actions import perform
 from handlers.pipeline import ingest
 from monitors.facebook import comment_to_item
 from monitors.graph import DEFAULT_GRAPH
@@ -21,6 +20,7 @@ from storage.db import session_scope
 from storage.models import Audit, Evidence, Item, Outbox, Source
 from storage.queries import sync_config
 from tests.conftest import FIXTURES
+from tests.helpers import act as helpers_act
 from tests.helpers import count, poll
 
 FB = FIXTURES / "facebook"
@@ -133,10 +133,7 @@ def _stored_comment(engine: Engine, config) -> int:  # type: ignore[no-untyped-d
 
 
 def _act(engine: Engine, config, action: str, item_id: int, argument: str | None = None):  # type: ignore[no-untyped-def]
-    with session_scope(engine) as s:
-        return perform(
-            s, config=config, actor="amira", action=action, item_id=item_id, surface="test", now=NOW, argument=argument
-        )
+    return helpers_act(engine, config, action, item_id, argument)
 
 
 @respx.mock

@@ -17,12 +17,12 @@ from sqlmodel import select
 
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
-from handlers.actions import perform
 from monitors.graph import DEFAULT_GRAPH
 from storage.db import session_scope
 from storage.models import Item
 from tests.conftest import FIXTURES
 from tests.helpers import RecordingSurface, poll
+from tests.helpers import act as helpers_act
 
 IG = FIXTURES / "instagram"
 USER = "17841406338772941"
@@ -105,10 +105,7 @@ def test_actions_and_what_instagram_cannot_do(config, engine: Engine) -> None:  
     reply = respx.post(f"{DEFAULT_GRAPH}/{cid}/replies").mock(return_value=httpx.Response(200, json={"id": "r"}))
 
     def act(action: str, argument: str | None = None):  # type: ignore[no-untyped-def]
-        with session_scope(engine) as s:
-            return perform(
-                s, config=config, actor="ben", action=action, item_id=item_id, surface="t", now=NOW, argument=argument
-            )
+        return helpers_act(engine, config, action, item_id, argument, actor="ben")
 
     assert act("hide").message == "Hidden on Instagram."
     assert parse_qs(hide.calls[0].request.content.decode())["hide"] == ["true"]

@@ -13,10 +13,10 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from handlers.actions import perform
 from storage.db import session_scope
 from storage.models import Evidence, Item, Source
 from tests.conftest import FIXTURES
+from tests.helpers import act as helpers_act
 from tests.helpers import poll
 
 M = FIXTURES / "mastodon"
@@ -89,17 +89,7 @@ def test_reply_block_mute_and_report(config, engine: Engine) -> None:  # type: i
         item_id = s.scalars(select(Item)).first().id  # type: ignore[union-attr]
 
     def act(action: str, argument: str | None = None) -> str:
-        with session_scope(engine) as s:
-            return perform(
-                s,
-                config=config,
-                actor="amira",
-                action=action,
-                item_id=item_id or 0,
-                surface="t",
-                now=NOW,
-                argument=argument,
-            ).message
+        return helpers_act(engine, config, action, item_id or 0, argument).message
 
     assert act("reply", "Thanks!") == "Replied on Mastodon."
     assert reply.calls[0].request.content.decode().count("in_reply_to_id") == 1

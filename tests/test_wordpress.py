@@ -13,9 +13,9 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from handlers.actions import perform
 from storage.db import session_scope
 from storage.models import Item, Source
+from tests.helpers import act as helpers_act
 from tests.helpers import poll
 
 SITE = "https://northgate.example"
@@ -94,10 +94,7 @@ def test_reply_hold_spam_and_trash(config, engine: Engine) -> None:  # type: ign
     trash = respx.delete(f"{SITE}/wp-json/wp/v2/comments/7").mock(return_value=httpx.Response(200, json={"id": 7}))
 
     def act(action: str, argument: str | None = None) -> str:
-        with session_scope(engine) as s:
-            return perform(
-                s, config=config, actor="ben", action=action, item_id=item_id, surface="t", now=NOW, argument=argument
-            ).message
+        return helpers_act(engine, config, action, item_id, argument, actor="ben").message
 
     assert act("reply", "Please contact the office.") == "Replied on the website."
     assert json.loads(replies.calls[0].request.content) == {

@@ -12,11 +12,11 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from handlers.actions import perform
 from monitors.x import DEFAULT_API
 from storage.db import session_scope
 from storage.models import Item, Source
 from tests.conftest import FIXTURES
+from tests.helpers import act as helpers_act
 from tests.helpers import poll
 
 X = FIXTURES / "x"
@@ -93,17 +93,7 @@ def test_reply_and_hide(config, engine: Engine) -> None:  # type: ignore[no-unty
     reply = respx.post(f"{DEFAULT_API}/tweets").mock(return_value=httpx.Response(201, json={"data": {"id": "1"}}))
 
     def act(action: str, argument: str | None = None):  # type: ignore[no-untyped-def]
-        with session_scope(engine) as session:
-            return perform(
-                session,
-                config=config,
-                actor="amira",
-                action=action,
-                item_id=item_id,
-                surface="t",
-                now=NOW,
-                argument=argument,
-            )
+        return helpers_act(engine, config, action, item_id, argument)
 
     assert act("hide").message == "Reply hidden on X."
     assert json.loads(hide.calls[0].request.content) == {"hidden": True}

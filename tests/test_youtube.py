@@ -11,11 +11,11 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from handlers.actions import perform
 from monitors.youtube import DEFAULT_API
 from storage.db import session_scope
 from storage.models import Item, Source
 from tests.conftest import FIXTURES
+from tests.helpers import act as helpers_act
 from tests.helpers import poll
 
 YT = FIXTURES / "youtube"
@@ -96,17 +96,7 @@ def test_reply_hold_reject_and_ban(config, engine: Engine) -> None:  # type: ign
     moderate = respx.post(f"{DEFAULT_API}/comments/setModerationStatus").mock(return_value=httpx.Response(204))
 
     def act(action: str, argument: str | None = None) -> str:
-        with session_scope(engine) as s:
-            return perform(
-                s,
-                config=config,
-                actor="amira",
-                action=action,
-                item_id=item_id or 0,
-                surface="t",
-                now=NOW,
-                argument=argument,
-            ).message
+        return helpers_act(engine, config, action, item_id or 0, argument).message
 
     assert act("reply", "Thanks for watching!") == "Replied on YouTube."
     assert json.loads(reply.calls[0].request.content)["snippet"]["textOriginal"] == "Thanks for watching!"
