@@ -93,6 +93,22 @@ class Harness:
         headers = signed(body, content_type="application/x-www-form-urlencoded", **kw)
         return await self.http.post("/slack/events", content=body, headers=headers)
 
+    async def command(self, user: str, text: str) -> httpx.Response:
+        """A signed /hallmonitor slash command; its response_url is the mock's `response` method."""
+        return await self.post(
+            {
+                "command": "/hallmonitor",
+                "text": text,
+                "user_id": user,
+                "team_id": "T1",
+                "channel_id": "CX",
+                "response_url": self.mock.url + "response",
+                "trigger_id": "t",
+                "api_app_id": "A1",
+                "token": "x",
+            }
+        )
+
     async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
         payload = {
             "type": "block_actions",
@@ -199,22 +215,10 @@ def test_bad_or_stale_signatures_are_refused_and_do_nothing(config: Config, engi
 def test_slash_command_answers_from_the_schools_policy(config: Config, engine: Engine, mock: MockSlack) -> None:
     async def go() -> None:
         h = Harness(config, engine, mock)
-        form = {
-            "command": "/hallmonitor",
-            "text": "ask Should I decline a friend request from a student?",
-            "user_id": "USAM",
-            "team_id": "T1",
-            "channel_id": "CX",
-            "response_url": mock.url + "response",
-            "trigger_id": "t",
-            "api_app_id": "A1",
-            "token": "x",
-        }
-        assert (await h.post(form)).status_code == 200
+        assert (await h.command("USAM", "ask Should I decline a friend request from a student?")).status_code == 200
         reply = (await h.wait_for("response"))[0]
         assert reply["response_type"] == "ephemeral" and "clause 28" in reply["text"]
-        stranger = dict(form, user_id="UNOBODY", text="queue")
-        await h.post(stranger)
+        await h.command("UNOBODY", "queue")
         replies = await h.wait_for("response", 2)
         assert "don't know you" in replies[1]["text"]
         await h.http.aclose()
@@ -332,18 +336,7 @@ def test_policy_answer_offers_choice_buttons_that_answer_the_follow_up(
 ) -> None:
     async def go() -> None:
         h = Harness(config, engine, mock)
-        form = {
-            "command": "/hallmonitor",
-            "text": "ask Can I accept a friend request from someone at school?",
-            "user_id": "UBEN",
-            "team_id": "T1",
-            "channel_id": "CX",
-            "response_url": mock.url + "response",
-            "trigger_id": "t",
-            "api_app_id": "A1",
-            "token": "x",
-        }
-        await h.post(form)
+        await h.command("UBEN", "ask Can I accept a friend request from someone at school?")
         first = (await h.wait_for("response"))[0]
         buttons = [e for b in first["blocks"] if b["type"] == "actions" for e in b["elements"]]
         assert first["text"].startswith("It depends who it is.")
