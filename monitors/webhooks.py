@@ -148,6 +148,15 @@ def _generic_items(payload: Any, account: AccountConfig) -> list[NewItem]:
     return items
 
 
+def _event_items(config: Config, event: WebhookEvent) -> dict[str, list[NewItem]]:
+    """A stored delivery's items, keyed by the account they belong to."""
+    payload = json.loads(event.body)
+    if event.platform == "webhook":
+        account = config.account(event.account_id or "")
+        return {account.id: _generic_items(payload, account)}
+    return _meta_items(config, event.platform, payload)
+
+
 def process_event(service: Any, event_id: int) -> str:
     """Turn a stored delivery into items (once). Returns the event's new status."""
     config: Config = service.config
@@ -157,12 +166,7 @@ def process_event(service: Any, event_id: int) -> str:
             return event.status if event else "missing"
         event.attempts += 1
         try:
-            payload = json.loads(event.body)
-            if event.platform == "webhook":
-                account = config.account(event.account_id or "")
-                batches = {account.id: _generic_items(payload, account)}
-            else:
-                batches = _meta_items(config, event.platform, payload)
+            batches = _event_items(config, event)
             stored = 0
             for account_id, items in batches.items():
                 stats = pipeline.ingest(
@@ -200,12 +204,7 @@ def process_batch(service: Any, event_ids: list[int]) -> None:
             batches: dict[str, list[NewItem]] = {}
             outcome: dict[int, str] = {}
             for event in events:
-                payload = json.loads(event.body)
-                found = (
-                    {event.account_id or "": _generic_items(payload, config.account(event.account_id or ""))}
-                    if event.platform == "webhook"
-                    else _meta_items(config, event.platform, payload)
-                )
+                found = _event_items(config, event)
                 for account_id, items in found.items():
                     batches.setdefault(account_id, []).extend(items)
                 outcome[event.id or 0] = "processed" if found else "ignored"
