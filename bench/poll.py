@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import socket
 import sys
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from loopback import free_port  # noqa: E402
 
 
 def feed_xml(feed: int, items: int) -> bytes:
@@ -65,12 +66,6 @@ def serve(port: int, items: int, ready: multiprocessing.synchronize.Event) -> No
     server.daemon_threads = True
     ready.set()
     server.serve_forever()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -15,17 +15,18 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from loopback import serve_in_thread  # noqa: E402
+
 SECRET = "bench-secret"
 
 
@@ -46,7 +47,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import httpx
-    import uvicorn
 
     from bot.slack import SlackSurface, build_slack_app, web_client
     from hallmonitor.app import create_app
@@ -91,13 +91,7 @@ def main() -> None:
             start_scheduler=False,
             slack=build_slack_app(service, token="xoxb-bench", signing_secret=SECRET, client=client),
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
+        server, port = serve_in_thread(app)
         asyncio.run(service.tick(all_sources=True))  # one item to click on
         url = f"http://127.0.0.1:{port}/slack/events"
 

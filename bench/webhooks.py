@@ -18,16 +18,17 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from loopback import serve_in_thread  # noqa: E402
+
 SECRET = "bench-secret"
 PAGE = "100200300"
 TEXTS = [
@@ -109,7 +110,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    import uvicorn
     from sqlalchemy import func, select
 
     from hallmonitor.app import create_app
@@ -150,13 +150,7 @@ def main() -> None:
     start_s = time.perf_counter() - started
     print(f"bench/webhooks.py: loopback HTTP (uvicorn), SQLite, hybrid triage (service start {start_s:.1f} s)")
     app = create_app(service, start_scheduler=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server, port = serve_in_thread(app)
     url = f"http://127.0.0.1:{port}/webhooks/facebook"
 
     import multiprocessing
