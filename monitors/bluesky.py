@@ -46,7 +46,7 @@ def _check(response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code == 400 and "ExpiredToken" in response.text:
             error = PlatformError(ErrorKind.AUTH, f"{what}: the session expired; it will be renewed")
         raise error
-    return response.json() if response.content else {}  # type: ignore[no-any-return]
+    return response.json() if response.content else {}
 
 
 def notification_to_item(note: dict[str, Any]) -> NewItem | None:

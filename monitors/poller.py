@@ -217,7 +217,7 @@ def _record_failure(
     source: Source,
     account_school: str,
     error: PlatformError,
-    poll_every: timedelta,  # type: ignore[no-untyped-def]
+    poll_every: timedelta,
     now: datetime,
 ) -> None:
     source.consecutive_errors += 1

@@ -142,7 +142,7 @@ class YouTubeSource:
             raise classify_exception(exc, what=self.what) from exc
         if response.status_code >= 400:
             raise classify_youtube(response, what=self.what)
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
