@@ -21,16 +21,15 @@ install: $(STAMP)
 run: install  ## the service on SQLite, the example config and feeds, console chat; no tokens, no internet
 	$(BIN)/hallmonitor run --config $(CONFIG)
 
-test: install  ## lint, then the whole test suite
-	$(BIN)/ruff check .
+test: lint  ## lint (ruff check and format), then the whole test suite
 	$(BIN)/pytest
 
-lint: install
+lint: install  ## fails on a lint or a formatting error
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy bot monitors handlers storage hallmonitor
+	$(BIN)/mypy core bot monitors handlers storage hallmonitor
 
 score: install  ## dev-set figures
 	$(BIN)/hallmonitor score triage

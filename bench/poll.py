@@ -77,8 +77,8 @@ def main() -> None:
 
     import httpx
 
-    from hallmonitor.config import parse_config
-    from monitors.poller import poll_once
+    from handlers.polling import poll_once
+    from monitors.registry import parse_config
     from storage.db import open_database, session_scope
     from storage.queries import sync_config
 

@@ -50,8 +50,8 @@ def main() -> None:
 
     from bot.slack import SlackSurface, build_slack_app, web_client
     from hallmonitor.app import create_app
-    from hallmonitor.config import parse_config
     from hallmonitor.service import Service
+    from monitors.registry import parse_config
     from storage.db import open_database
     from tests.mock_slack import MockSlack
 

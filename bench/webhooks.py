@@ -113,8 +113,8 @@ def main() -> None:
     from sqlalchemy import func, select
 
     from hallmonitor.app import create_app
-    from hallmonitor.config import parse_config
     from hallmonitor.service import Service
+    from monitors.registry import parse_config
     from storage.db import open_database, session_scope
     from storage.models import Item
 

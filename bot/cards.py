@@ -1,13 +1,13 @@
-"""Platform-neutral cards. Renderers (console, Slack Block Kit, Teams Adaptive
-Cards) draw these; they never decide what a card contains."""
+"""The card builder: what the card for an item contains (text, buttons, clocks). Renderers
+(console, Slack Block Kit, Teams Adaptive Cards) draw cards; they never decide what is on them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from hallmonitor.config import AccountConfig, SchoolConfig
-from monitors.base import Capability
+from core.chat import Button, Card
+from core.config import AccountConfig, SchoolConfig
+from core.domain import Capability
 from storage.models import Item
 
 CATEGORY_LABEL = {
@@ -20,32 +20,6 @@ CATEGORY_LABEL = {
     "media": "Media enquiry",
     "other": "Other",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    action: str
-    label: str
-    danger: bool = False
-
-
-@dataclass(slots=True)
-class Card:
-    item_id: int | None
-    kind: str
-    headline: str
-    text: str | None = None
-    author: str | None = None
-    platform: str | None = None
-    account: str | None = None
-    url: str | None = None
-    category: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    reply_by: str | None = None  # school-local, for people
-    countdown: str | None = None
-    status: str | None = None
-    buttons: list[Button] = field(default_factory=list)
-    media_urls: list[str] = field(default_factory=list)  # always empty for safeguarding items
 
 
 def countdown(reply_by: datetime | None, now: datetime) -> str | None:

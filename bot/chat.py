@@ -7,14 +7,16 @@ calls and render what comes back; no surface decides who may do what.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.cards import Card, countdown, triage_card
-from hallmonitor.config import Role, StaffConfig
+from bot.cards import countdown, triage_card
+from core.chat import Card
+from core.config import Role, StaffConfig
+from core.protocols import Runtime
 from handlers.actions import perform
+from handlers.policy import PolicyError, ask
 from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.models import Item, Triage
@@ -35,7 +37,7 @@ class ActOutcome:
 
 
 def act(
-    service: Any, *, actor: str, action: str, item_id: int, surface: str, argument: str | None = None
+    service: Runtime, *, actor: str, action: str, item_id: int, surface: str, argument: str | None = None
 ) -> ActOutcome:
     """Run an action through the shared action function and return the refreshed card."""
     now = utcnow()
@@ -54,7 +56,7 @@ def act(
     return ActOutcome(result.ok, result.message, card)
 
 
-def card_for(service: Any, item_id: int) -> Card | None:
+def card_for(service: Runtime, item_id: int) -> Card | None:
     with session_scope(service.engine) as session:
         item = session.get(Item, item_id)
         if item is None:
@@ -74,7 +76,7 @@ def card_for(service: Any, item_id: int) -> Card | None:
         )
 
 
-def command(service: Any, *, staff: StaffConfig | None, verb: str, text: str) -> str:
+def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str) -> str:
     """Plain-text reply to a chat command from a member of staff (or a stranger)."""
     if staff is None:
         return "I don't know you yet: ask your school's Hall Monitor admin to add your chat id to the staff list."
@@ -87,17 +89,15 @@ def command(service: Any, *, staff: StaffConfig | None, verb: str, text: str) ->
     return HELP
 
 
-def ask_policy(service: Any, staff: StaffConfig, question: str) -> str:
+def ask_policy(service: Runtime, staff: StaffConfig, question: str) -> str:
     text, choices = policy_answer(service, staff, question)
     if choices:
         text += "\n" + "\n".join(f"• {c['audience']}: see {c['clause']}" for c in choices)
     return text
 
 
-def policy_answer(service: Any, staff: StaffConfig | None, question: str) -> tuple[str, list[dict[str, str]]]:
+def policy_answer(service: Runtime, staff: StaffConfig | None, question: str) -> tuple[str, list[dict[str, str]]]:
     """The answer text and, where it depends on who it is about, the follow-up choices."""
-    from handlers.policy import PolicyError, ask
-
     if staff is None:
         return command(service, staff=None, verb="ask", text=question), []
     if not question.strip():
@@ -117,7 +117,7 @@ def policy_answer(service: Any, staff: StaffConfig | None, question: str) -> tup
     return answer.answer, answer.choices
 
 
-def queue_text(service: Any, staff: StaffConfig) -> str:
+def queue_text(service: Runtime, staff: StaffConfig) -> str:
     school = service.config.school_of(staff)
     now = utcnow()
     with session_scope(service.engine) as session:
@@ -130,7 +130,7 @@ def queue_text(service: Any, staff: StaffConfig) -> str:
     return "\n".join(rows) if rows else "Nothing open. Well done."
 
 
-def status_text(service: Any) -> str:
+def status_text(service: Runtime) -> str:
     health = service.health()
     lines = [
         f"Monitor status: {health['status']} · {health['failing']} failing source(s) · "
@@ -140,7 +140,7 @@ def status_text(service: Any) -> str:
     return "\n".join(lines)
 
 
-def home(service: Any, *, staff: StaffConfig | None) -> str:
+def home(service: Runtime, *, staff: StaffConfig | None) -> str:
     if staff is None:
         return "Hall Monitor: ask your admin to add your Slack id to the staff list."
     with session_scope(service.engine) as session:

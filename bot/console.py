@@ -15,9 +15,9 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
-from bot.cards import Card, countdown
-from bot.surface import Notification
-from hallmonitor.config import Config
+from bot.cards import countdown
+from core.chat import Card, Notification
+from core.config import Config
 from handlers.actions import perform
 from storage.db import session_scope
 from storage.queries import open_items

@@ -20,10 +20,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cards import Card
-from bot.surface import Notification
-from hallmonitor.config import Config, StaffConfig
-from hallmonitor.errors import ConfigError
+from bot import chat
+from core.chat import Card, Notification
+from core.config import Config, StaffConfig
+from core.domain import Category
+from core.errors import ConfigError
+from core.protocols import Runtime
 
 log = logging.getLogger(__name__)
 ACTION_PREFIX = "hm:"
@@ -126,13 +128,11 @@ def answer_blocks(text: str, choices: list[dict[str, str]]) -> list[dict[str, An
 def _element(action: str, label: str, danger: bool, item_id: int) -> dict[str, Any]:
     """A button, or for re-categorising a menu of categories (the value carries the item id)."""
     if action == "recategorise":
-        from handlers.triage import CATEGORIES
-
         return {
             "type": "static_select",
             "action_id": ACTION_PREFIX + action,
             "placeholder": {"type": "plain_text", "text": label},
-            "options": [{"text": {"type": "plain_text", "text": c}, "value": f"{item_id}:{c}"} for c in CATEGORIES],
+            "options": [{"text": {"type": "plain_text", "text": c}, "value": f"{item_id}:{c}"} for c in Category],
         }
     return {
         "type": "button",
@@ -234,10 +234,8 @@ def staff_for(config: Config, slack_user: str) -> StaffConfig | None:
     return next((s for s in config.staff if s.slack_user == slack_user), None)
 
 
-def build_slack_app(service: Any, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
+def build_slack_app(service: Runtime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
     """The bolt app. `service` is the running Service (config, engine)."""
-    from bot import chat
-
     app = AsyncApp(token=token, signing_secret=signing_secret, client=client, process_before_response=False)
     seen = _Seen()
 

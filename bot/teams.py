@@ -21,12 +21,14 @@ from typing import Any
 from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationReference
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from bot.cards import Card
-from bot.surface import Notification
-from hallmonitor.config import Config, StaffConfig
+from bot import chat
+from core.chat import Card, Notification
+from core.config import Config, StaffConfig
+from core.domain import Category
+from core.protocols import Runtime
 from storage.db import session_scope
 from storage.models import TeamsConversation
 from storage.queries import insert_ignore
@@ -73,8 +75,6 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
             {"type": "Action.OpenUrl", "title": f"Open on {card.platform or 'the platform'}", "url": card.url}
         )
     if card.item_id is not None:
-        from handlers.triage import CATEGORIES
-
         for button in card.buttons:
             if button.action == "recategorise":
                 body.append(
@@ -82,7 +82,7 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
                         "type": "Input.ChoiceSet",
                         "id": "category",
                         "placeholder": "Re-categorise as...",
-                        "choices": [{"title": c, "value": c} for c in CATEGORIES],
+                        "choices": [{"title": c, "value": c} for c in Category],
                     }
                 )
             data = {"item": card.item_id, "verb": VERB_PREFIX + button.action}
@@ -138,7 +138,7 @@ def staff_for(config: Config, aad_object_id: str | None) -> StaffConfig | None:
     return next((s for s in config.staff if aad_object_id and s.teams_user == aad_object_id), None)
 
 
-def remember(service: Any, activity: Activity) -> None:
+def remember(service: Runtime, activity: Activity) -> None:
     """Store where we can speak later: the channel, and the person's own chat."""
     reference = TurnContext.get_conversation_reference(activity).serialize()
     reference.pop("activityId", None)  # proactive messages start new posts, not replies
@@ -167,7 +167,7 @@ def remember(service: Any, activity: Activity) -> None:
 
 
 class HallMonitorTeamsBot(ActivityHandler):
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Runtime) -> None:
         self.service = service
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -175,8 +175,6 @@ class HallMonitorTeamsBot(ActivityHandler):
         await super().on_turn(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        from bot import chat
-
         activity = turn_context.activity
         staff = staff_for(self.service.config, activity.from_property.aad_object_id if activity.from_property else None)
         value = activity.value or {}
@@ -209,8 +207,6 @@ class HallMonitorTeamsBot(ActivityHandler):
     async def _action(
         self, staff: StaffConfig | None, person: ChannelAccount | None, data: dict[str, Any]
     ) -> dict[str, Any]:
-        from bot import chat
-
         verb = str(data.get("verb", "")).removeprefix(VERB_PREFIX)
         if verb == "refresh":  # a view, not an action: no role check, nothing audited
             current = await asyncio.to_thread(chat.card_for, self.service, int(data.get("item", 0)))
@@ -242,7 +238,7 @@ class TeamsSurface:
 
     name = "teams"
 
-    def __init__(self, service_engine: Any, adapter: CloudAdapter, app_id: str) -> None:
+    def __init__(self, service_engine: Engine, adapter: CloudAdapter, app_id: str) -> None:
         self.engine, self.adapter, self.app_id = service_engine, adapter, app_id
 
     def _reference(self, kind: str, key: str) -> ConversationReference | None:

@@ -1,4 +1,4 @@
-"""The ASGI app: health now; Slack, Teams and platform webhooks mount here later."""
+"""The ASGI app: /healthz, Slack events, Teams messages and platform webhooks, around one service."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
+from bot.teams import handle_request
 from hallmonitor import __version__
 from hallmonitor.service import Service
+from hallmonitor.webhooks import webhook_router
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,11 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
         """Always 200 while the process lives; the body says what is failing."""
         return {"version": __version__, **service.health()}
 
-    from monitors.webhooks import webhook_router
-
     webhooks = webhook_router(service)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
 
     if slack is not None:
-        from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-
         slack_handler = AsyncSlackRequestHandler(slack)
 
         @app.post("/slack/events")
@@ -70,10 +69,6 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
                 },
                 status_code=503,
             )
-        from fastapi.responses import Response
-
-        from bot.teams import handle_request
-
         try:
             body = await request.json()
         except ValueError:

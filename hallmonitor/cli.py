@@ -15,8 +15,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hallmonitor.config import Config, Nation, Role, load_config
-from hallmonitor.errors import ConfigError, HallMonitorError
+import uvicorn
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy import Engine
+
+from bot.console import ConsoleCommands, ConsoleSurface
+from bot.slack import SlackSurface, build_slack_app, slack_settings, web_client
+from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+from core.chat import ChatSurface
+from core.config import Config, Nation, Role
+from core.errors import ConfigError, HallMonitorError
+from hallmonitor.app import create_app
+from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
+from hallmonitor.service import Service
+from handlers.deadline import reply_by, why_due
+from handlers.policy import ask, index_for
+from handlers.polling import PollSummary
+from handlers.triage import default_classifier
+from monitors.registry import load_config
+from storage.db import database_url, open_database, session_scope
+from storage.models import Item
+from storage.queries import open_items
 
 log = logging.getLogger("hallmonitor")
 DEFAULT_CONFIG = "config.toml"
@@ -36,25 +55,17 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config or os.environ.get("HALLMONITOR_CONFIG") or DEFAULT_CONFIG)
 
 
-def _open(config: Config) -> Any:
-    from storage.db import database_url, open_database
+def _open(config: Config) -> Engine:
 
     return open_database(database_url(config.service.database_url))
 
 
-def _surface(config: Config) -> Any:
+def _surface(config: Config) -> ChatSurface:
     if config.chat.surface == "slack":
-        from bot.slack import SlackSurface, slack_settings, web_client
-
         token, _, api_url = slack_settings()
         return SlackSurface(web_client(token, api_url))
     if config.chat.surface == "teams":
         raise ConfigError(['chat.surface = "teams" is served by `hallmonitor run` (it needs the web app)'])
-    if config.chat.surface != "console":
-        raise ConfigError(
-            [f'chat.surface: {config.chat.surface!r} is not available in this version; use "console" or "slack"']
-        )
-    from bot.console import ConsoleSurface
 
     return ConsoleSurface()
 
@@ -64,11 +75,10 @@ def _teams_configured(config: Config) -> bool:
     return config.chat.surface == "teams" or bool(os.environ.get("MICROSOFT_APP_ID"))
 
 
-def _slack_app(service: Any) -> Any:
+def _slack_app(service: Service) -> AsyncApp | None:
     """The bolt app when Slack is configured (always when chat.surface is slack), else None."""
     if service.config.chat.surface != "slack" and not os.environ.get("SLACK_SIGNING_SECRET"):
         return None
-    from bot.slack import build_slack_app, slack_settings, web_client
 
     token, secret, api_url = slack_settings()
     return build_slack_app(service, token=token, signing_secret=secret, client=web_client(token, api_url))
@@ -88,18 +98,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from bot.console import ConsoleCommands
-    from hallmonitor.app import create_app
-    from hallmonitor.service import Service
 
     config = _config(args)
     engine = _open(config)
     teams = None
     if _teams_configured(config):
-        from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
-
         adapter, settings = make_adapter()
         surface = TeamsSurface(engine, adapter, settings.APP_ID) if config.chat.surface == "teams" else _surface(config)
         service = Service(config=config, engine=engine, surface=surface)
@@ -120,12 +123,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from hallmonitor.service import Service
 
     config = _config(args)
     service = Service(config=config, engine=_open(config), surface=_surface(config))
 
-    async def once() -> Any:
+    async def once() -> PollSummary:
         try:
             return await service.tick(all_sources=True)
         finally:
@@ -139,8 +141,6 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from storage.db import session_scope
-    from storage.queries import open_items
 
     config = _config(args)
     engine = _open(config)
@@ -159,7 +159,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _queue_row(config: Config, item: Any) -> dict[str, Any]:
+def _queue_row(config: Config, item: Item) -> dict[str, Any]:
     school = config.school(item.school_id)
     return {
         "id": item.id,
@@ -205,7 +205,6 @@ def _map_jsonl(field: str, name: str, process: Callable[[list[dict[str, Any]]], 
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from handlers.triage import default_classifier
 
     classifier = default_classifier()
     return _map_jsonl(
@@ -214,7 +213,6 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def cmd_deadline(args: argparse.Namespace) -> int:
-    from handlers.deadline import reply_by, why_due
 
     try:
         received = datetime.fromisoformat(args.received)
@@ -251,7 +249,6 @@ def _policy_path(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from handlers.policy import ask, index_for
 
     path, ask_instead = _policy_path(args)
     index_for(path)  # a missing, empty or unreadable policy fails here, clearly
@@ -267,7 +264,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 
     shared = Path(__file__).resolve().parents[1].parent / "shared"
     gold = Path(args.gold or shared / "eval" / f"{args.what}_dev.jsonl")

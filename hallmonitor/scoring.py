@@ -1,4 +1,4 @@
-"""Scorers for the labelled evaluation sets (triage now; policy answers later).
+"""Scorers for the labelled evaluation sets: triage and policy answers.
 
 `false escalation rate` is the share of items that should not escalate that
 were escalated anyway (what drowns SLT); `escalation recall` the share of
@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from handlers.policy import ask
+from handlers.policy.parse import normalise
 from handlers.triage import Classifier, default_classifier
 
 
@@ -85,8 +87,6 @@ def format_triage(figures: dict[str, Any], *, show_misses: bool = True) -> str:
 
 
 def _norm(text: str) -> str:
-    from handlers.policy.parse import normalise
-
     return normalise(text).lower()
 
 
@@ -122,8 +122,6 @@ def score_policy(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]])
 
 
 def run_policy_eval(path: str | Path, policies: str | Path) -> dict[str, Any]:
-    from handlers.policy import ask
-
     gold = read_jsonl(path)
     answers = {g["id"]: ask(Path(policies) / g["policy"], g["question"]).as_dict() for g in gold}
     return score_policy(gold, answers)

@@ -14,14 +14,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-from bot.surface import ChatSurface
-from hallmonitor.config import Config
-from handlers.notify import deliver_pending
+from bot.notify import deliver_pending
+from core.chat import ChatSurface
+from core.config import Config
+from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
-from handlers.triage import Classifier
+from handlers.triage import Classifier, default_classifier
+from handlers.webhooks import retry_pending
 from monitors.http import USER_AGENT
-from monitors.poller import PollSummary, poll_once
-from monitors.webhooks import retry_pending
 from storage.db import session_scope
 from storage.models import Outbox, Source
 from storage.queries import sync_config
@@ -42,8 +42,6 @@ class Service:
 
     def __post_init__(self) -> None:
         if self.classifier is None:
-            from handlers.triage import default_classifier
-
             self.classifier = default_classifier()
         configure = getattr(self.classifier, "configure", None)
         if configure is not None:

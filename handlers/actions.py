@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from hallmonitor.config import Config, Role
-from hallmonitor.errors import PlatformError
+from core.config import Config, Role
+from core.domain import Capability
+from core.errors import PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
 from handlers.triage import CATEGORIES, verdict_for
-from monitors.base import Capability
 from monitors.registry import SOURCES
 from storage.models import Escalation, Evidence, Item, Triage
 from storage.queries import open_escalations, write_audit

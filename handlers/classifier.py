@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from hallmonitor.config import Config, TriageConfig
+from core.config import Config, TriageConfig
 from handlers.embedding import MiniLM, shared_model
 from handlers.rules import literal
 from handlers.triage import CATEGORIES, RuleScores, Verdict, rule_scores, verdict_for

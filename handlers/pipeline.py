@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from hallmonitor.config import AccountConfig, Config, SchoolConfig
+from core.config import AccountConfig, Config, SchoolConfig
+from core.domain import NewItem
 from handlers.deadline import reply_by
 from handlers.triage import Classifier, Verdict, default_classifier
-from monitors.base import NewItem
 from storage.models import Escalation, Item, Outbox, Triage
 from storage.queries import enqueue, insert_ignore, insert_ignore_many, known_external_ids, outbox_row
 

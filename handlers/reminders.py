@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from hallmonitor.config import Config
+from core.config import Config
 from handlers.pipeline import escalation_key
 from storage.models import Item
 from storage.queries import enqueue, items_due_for_clock, open_escalations

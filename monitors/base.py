@@ -1,6 +1,6 @@
-"""The one protocol every source implements, and the internal Item it yields.
+"""The one protocol every source implements, and what one poll returns.
 
-Raw platform payloads become `NewItem` here, at the edge; nothing past
+Raw platform payloads become `core.domain.NewItem` in the platform modules, at the edge; nothing past
 `monitors/` knows a platform's field names. The raw payload rides along for
 evidence.
 """
@@ -8,40 +8,12 @@ evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-
-
-class Capability(StrEnum):
-    """Moderation actions a platform may allow; chat buttons come from these."""
-
-    REPLY = "reply"
-    HIDE = "hide"
-    UNHIDE = "unhide"
-    DELETE = "delete"
-    BLOCK = "block"
-    MUTE = "mute"
-    REPORT = "report"
-
-
-@dataclass(frozen=True, slots=True)
-class NewItem:
-    """An item as a monitor found it, before storage."""
-
-    external_id: str
-    kind: str  # comment / mention / post / message
-    text: str
-    author: str | None = None
-    url: str | None = None
-    created_at: datetime | None = None  # timezone-aware UTC
-    title: str | None = None
-    media_urls: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict)
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
 
 
 @dataclass(slots=True)

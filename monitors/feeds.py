@@ -18,9 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import feedparser
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
-from monitors.base import Capability, FetchResult, NewItem, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
+from core.errors import ErrorKind, PlatformError
+from monitors.base import FetchResult, SourceState
 from monitors.http import USER_AGENT, classify_exception, classify_response
 
 log = logging.getLogger(__name__)

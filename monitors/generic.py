@@ -7,8 +7,9 @@ from typing import ClassVar
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from monitors.base import Capability, FetchResult, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability
+from monitors.base import FetchResult, SourceState
 
 
 class GenericWebhookSource:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from hallmonitor.errors import ErrorKind, PlatformError
+from core.errors import ErrorKind, PlatformError
 from monitors.http import classify_exception, retry_after_seconds
 
 DEFAULT_GRAPH = "https://graph.facebook.com/v21.0"

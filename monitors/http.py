@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hallmonitor.errors import ErrorKind, PlatformError
+from core.errors import ErrorKind, PlatformError
 
 if TYPE_CHECKING:
-    from monitors.base import NewItem
+    from core.domain import NewItem
 
 
 USER_AGENT = "HallMonitor/0.1 (+school social media safety; polite polling)"

@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
-from monitors.base import Capability, FetchResult, NewItem, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
+from core.errors import ErrorKind, PlatformError
+from monitors.base import FetchResult, SourceState
 from monitors.graph import graph_call, graph_get, graph_url
 from monitors.http import keep_newer, parse_time, secrets
 

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
-from monitors.base import Capability, FetchResult, NewItem, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
+from core.errors import ErrorKind, PlatformError
+from monitors.base import FetchResult, SourceState
 from monitors.feeds import html_to_text
 from monitors.http import classify_exception, classify_response, parse_time, secrets
 

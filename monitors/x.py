@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
-from monitors.base import Capability, FetchResult, NewItem, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
+from core.errors import ErrorKind, PlatformError
+from monitors.base import FetchResult, SourceState
 from monitors.http import classify_exception, classify_response, parse_time, secrets
 
 DEFAULT_API = "https://api.twitter.com/2"

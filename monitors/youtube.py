@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
-from monitors.base import Capability, FetchResult, NewItem, SourceState
+from core.config import AccountConfig, Watch
+from core.domain import Capability, NewItem
+from core.errors import ErrorKind, PlatformError
+from monitors.base import FetchResult, SourceState
 from monitors.facebook import _later
 from monitors.http import OVERLAP, classify_exception, keep_newer, parse_time, retry_after_seconds, secrets
 

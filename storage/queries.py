@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
-from hallmonitor.config import Config
+from core.config import Config
 from storage.models import Account, Audit, Escalation, Item, Outbox, School, Source
 from storage.types import utcnow
 

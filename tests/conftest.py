@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from hallmonitor.config import Config, load_config
+from core.config import Config
+from monitors.registry import load_config
 from storage.db import open_database
 
 REPO = Path(__file__).resolve().parents[1]

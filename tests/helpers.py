@@ -10,10 +10,10 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
-from bot.surface import Notification
-from hallmonitor.config import Config
-from handlers.notify import deliver_pending
-from monitors.poller import PollSummary, poll_once
+from bot.notify import deliver_pending
+from core.chat import Notification
+from core.config import Config
+from handlers.polling import PollSummary, poll_once
 from storage.db import session_scope
 from storage.queries import sync_config
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from hallmonitor.cli import main
-from hallmonitor.config import load_config
-from hallmonitor.errors import ConfigError
+from monitors.registry import load_config
 from tests.conftest import BASE_CONFIG, REPO, account_block
 
 

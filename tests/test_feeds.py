@@ -10,8 +10,8 @@ import httpx
 import pytest
 import respx
 
-from hallmonitor.config import AccountConfig, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
+from core.config import AccountConfig, Watch
+from core.errors import ErrorKind, PlatformError
 from monitors.base import SourceState
 from monitors.feeds import FeedSource, parse_feed, unwrap_google_link
 from tests.conftest import FEEDS

@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from bot.notify import deliver_pending
 from bot.slack import SlackSurface, build_slack_app, web_client
+from core.config import Config
 from hallmonitor.app import create_app
-from hallmonitor.config import Config
 from hallmonitor.service import Service
-from handlers.notify import deliver_pending
 from storage.db import session_scope
 from storage.models import Audit, Item, Outbox
 from storage.types import utcnow
@@ -65,7 +65,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mock: MockSlack) -> 
     text += account_block("blog", [str(feed)]) + 'channel = { slack = "CMOD" }\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
-    from hallmonitor.config import load_config
+    from monitors.registry import load_config
 
     return load_config(path)
 
@@ -247,7 +247,7 @@ def test_a_slack_outage_or_rate_limit_loses_nothing(config: Config, engine: Engi
 
 
 def test_without_slack_settings_the_endpoint_says_what_to_set(tmp_path: Path, engine: Engine) -> None:
-    from hallmonitor.config import parse_config
+    from monitors.registry import parse_config
     from tests.helpers import RecordingSurface
 
     config = parse_config({"schools": [{"id": "s", "name": "S"}]})

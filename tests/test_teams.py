@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+from core.config import Config
 from hallmonitor.app import create_app
-from hallmonitor.config import Config, load_config
 from hallmonitor.service import Service
+from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Audit, Item, TeamsConversation
 from tests.conftest import BASE_CONFIG, SHARED, account_block

@@ -169,7 +169,7 @@ def test_unknown_pages_are_answered_200_and_logged(config, engine: Engine) -> No
 
 def test_a_crash_mid_processing_loses_nothing(config, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from handlers import pipeline
-    from monitors.webhooks import retry_pending
+    from handlers.webhooks import retry_pending
 
     real = pipeline.ingest
 

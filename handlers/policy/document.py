@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from hallmonitor.errors import HallMonitorError
+from core.errors import HallMonitorError
 from handlers.policy.parse import Clause, split_clauses
 
 PARSER_VERSION = "3"

@@ -1,4 +1,4 @@
-"""One polling pass: pick due sources from the database, fetch them with
+"""One polling pass: pick due sources from the database, fetch them (monitors.fetch) with
 bounded concurrency, hand new items to the pipeline, record state and health.
 
 Polling state lives on the source rows (ETag, Last-Modified, cursor, next
@@ -13,18 +13,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from hallmonitor.config import Config, Watch
-from hallmonitor.errors import ErrorKind, PlatformError
+from core.config import AccountConfig, Config, Watch
+from core.errors import ErrorKind, PlatformError
 from handlers.pipeline import ingest
 from handlers.triage import Classifier
 from monitors.base import FetchResult, SourceState
-from monitors.registry import SOURCES
+from monitors.fetch import fetch_one
 from storage.db import session_scope
 from storage.models import Item, Source
 from storage.queries import due_sources, enqueue
@@ -78,18 +77,10 @@ async def _fetch(
     source: Source, config: Config, client: httpx.AsyncClient
 ) -> tuple[FetchResult | PlatformError, SourceState]:
     account = config.account(source.account_id)
-    cls = SOURCES[account.platform]
-    base_dir = str(config.path.parent) if config.path else None
     watch = Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
-    impl = cls(account, watch, base_dir=base_dir)
     state = SourceState(etag=source.etag, last_modified=source.last_modified, cursor=source.cursor)
-    try:
-        return await impl.fetch(client, state), state
-    except PlatformError as exc:
-        return exc, state
-    except Exception as exc:  # a bug in one connector must not stop the others
-        log.exception("source_crashed source=%s account=%s", source.location, source.account_id)
-        return PlatformError(ErrorKind.BAD_PAYLOAD, f"{source.location}: unexpected error ({exc!r})"), state
+    base_dir = str(config.path.parent) if config.path else None
+    return await fetch_one(client, account=account, watch=watch, state=state, base_dir=base_dir), state
 
 
 def _record(
@@ -188,7 +179,7 @@ def silence_threshold(session: Session, *, source: Source, configured: timedelta
     return max(MIN_SILENCE, 3 * gaps[len(gaps) // 2])
 
 
-def _check_silence(session: Session, *, source: Source, account: Any, school_id: str, now: datetime) -> None:
+def _check_silence(session: Session, *, source: Source, account: AccountConfig, school_id: str, now: datetime) -> None:
     if source.last_new_item_at is None:
         return
     threshold = silence_threshold(session, source=source, configured=account.silent_after)

@@ -1,32 +1,30 @@
-"""Platform webhooks: Meta (Facebook `feed`) at /webhooks/{platform}, and a
-generic HMAC-signed webhook at /webhooks/generic/{account} for forms and
-automation tools.
+"""Webhook deliveries after the HTTP edge (hallmonitor.webhooks) has verified them.
 
 Every signed delivery is stored raw first (deduplicated by a digest of the
-body), then processed; a failure leaves it pending for the scheduler to retry.
-A bad signature is answered 401 and nothing is stored. Events for pages we do
-not watch are answered 200 and logged, because Meta disables webhooks that fail.
+body), then processed into items; a failure leaves it pending for the scheduler
+to retry, up to MAX_ATTEMPTS. Events for pages we do not watch are logged and
+ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
-import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 from sqlmodel import col
 
-from hallmonitor.config import AccountConfig, Config
+from core.config import AccountConfig, Config
+from core.domain import NewItem
+from core.protocols import Runtime
 from handlers import pipeline
-from monitors.base import NewItem
+from handlers.triage import Classifier
+from monitors import instagram
 from monitors.facebook import comment_to_item
 from storage.db import session_scope
 from storage.models import WebhookEvent
@@ -34,16 +32,16 @@ from storage.queries import insert_ignore
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
-META_PLATFORMS = ("facebook", "instagram")
 MAX_ATTEMPTS = 5
 
 
-def _signed(secret: str, body: bytes, header: str | None) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(header) and hmac.compare_digest(expected, header or "")
+class WebhookRuntime(Runtime, Protocol):
+    """The service as webhook processing sees it: it also triages."""
+
+    classifier: Classifier | None
 
 
-def store_event(service: Any, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
+def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
     """Keep the raw delivery; None if this exact delivery was stored before."""
     with session_scope(service.engine) as session:
         return insert_ignore(
@@ -102,8 +100,6 @@ def _meta_items(config: Config, platform: str, payload: dict[str, Any]) -> dict[
 
 
 def _instagram_item(account: AccountConfig, field: str | None, value: dict[str, Any]) -> NewItem | None:
-    from monitors import instagram
-
     if field == "comments":
         comment = {
             "id": value.get("id"),
@@ -157,7 +153,7 @@ def _event_items(config: Config, event: WebhookEvent) -> dict[str, list[NewItem]
     return _meta_items(config, event.platform, payload)
 
 
-def process_event(service: Any, event_id: int) -> str:
+def process_event(service: WebhookRuntime, event_id: int) -> str:
     """Turn a stored delivery into items (once). Returns the event's new status."""
     config: Config = service.config
     with session_scope(service.engine) as session:
@@ -193,7 +189,7 @@ def process_event(service: Any, event_id: int) -> str:
         return event.status
 
 
-def process_batch(service: Any, event_ids: list[int]) -> None:
+def process_batch(service: WebhookRuntime, event_ids: list[int]) -> None:
     """Process several stored deliveries in one transaction with one batched triage per account;
     if anything in the batch fails, fall back to one event at a time so a bad one cannot block the rest.
     Events are marked only after ingesting, so the write lock is not held while triage runs."""
@@ -234,9 +230,7 @@ class WebhookProcessor:
 
     BATCH = 64
 
-    def __init__(self, service: Any) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, service: WebhookRuntime) -> None:
         self.service = service
         # Stores (short writes) and batch processing (triage first, then one short write) each get
         # one thread, so a burst of deliveries is never queued behind a batch's triage.
@@ -282,7 +276,7 @@ class WebhookProcessor:
             await self.queue.join()
 
 
-def retry_pending(service: Any, *, limit: int = 100) -> int:
+def retry_pending(service: WebhookRuntime, *, limit: int = 100) -> int:
     """Process deliveries that a crash or error left pending."""
     with session_scope(service.engine) as session:
         ids = [
@@ -296,62 +290,3 @@ def retry_pending(service: Any, *, limit: int = 100) -> int:
             if e.id is not None
         ]
     return sum(process_event(service, i) == "processed" for i in ids)
-
-
-def webhook_router(service: Any, processor: WebhookProcessor | None = None) -> APIRouter:
-    router = APIRouter()
-    processor = processor or WebhookProcessor(service)
-    router.processor = processor  # type: ignore[attr-defined]
-
-    @router.get("/webhooks/{platform}")
-    async def meta_handshake(platform: str, request: Request) -> Response:
-        if platform not in META_PLATFORMS:
-            return JSONResponse({"error": f"no webhook handshake for {platform}"}, status_code=404)
-        expected = os.environ.get("META_VERIFY_TOKEN")
-        if not expected:
-            return JSONResponse({"error": "META_VERIFY_TOKEN is not set"}, status_code=503)
-        query = request.query_params
-        token = query.get("hub.verify_token") or ""
-        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(token, expected):
-            return PlainTextResponse(query.get("hub.challenge") or "")
-        return JSONResponse({"error": "verify token does not match"}, status_code=403)
-
-    @router.post("/webhooks/generic/{account_id}")
-    async def generic(account_id: str, request: Request) -> Response:
-        body = await request.body()
-        try:
-            account = service.config.account(account_id)
-        except KeyError:
-            return JSONResponse({"error": "unknown account"}, status_code=404)
-        env = account.credentials.get("secret")
-        secret = os.environ.get(env or "")
-        if account.platform != "webhook" or not secret:
-            return JSONResponse({"error": "this account takes no webhooks, or its secret is not set"}, status_code=503)
-        if not _signed(secret, body, request.headers.get("X-Signature-256")):
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        return await _accept(platform="webhook", body=body, account_id=account_id)
-
-    @router.post("/webhooks/{platform}")
-    async def meta_event(platform: str, request: Request) -> Response:
-        body = await request.body()
-        if platform not in META_PLATFORMS:
-            return JSONResponse({"error": f"no webhooks for {platform}"}, status_code=404)
-        secret = os.environ.get("META_APP_SECRET")
-        if not secret:
-            return JSONResponse({"error": "META_APP_SECRET is not set"}, status_code=503)
-        if not _signed(secret, body, request.headers.get("X-Hub-Signature-256")):
-            return JSONResponse({"error": "bad signature"}, status_code=401)
-        return await _accept(platform=platform, body=body, account_id=None)
-
-    async def _accept(*, platform: str, body: bytes, account_id: str | None) -> Response:
-        try:
-            json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        assert processor is not None
-        event_id = await processor.store(platform=platform, body=body, account_id=account_id)
-        if event_id is None:
-            return JSONResponse({"ok": True, "duplicate": True})
-        return JSONResponse({"ok": True, "queued": event_id})
-
-    return router

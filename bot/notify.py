@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from bot.cards import Button, Card, triage_card
-from bot.surface import ChatSurface, Notification
-from hallmonitor.config import Config, Role, StaffConfig
+from bot.cards import triage_card
+from core.chat import Button, Card, ChatSurface, Notification
+from core.config import Config, Role, StaffConfig
 from monitors.registry import SOURCES
 from storage.models import Item, Outbox, Triage
 from storage.queries import mark_outbox, pending_outbox
