@@ -71,6 +71,7 @@ class Role(StrEnum):
     MODERATOR = "moderator"
     SLT = "slt"
     DSL = "dsl"
+    DEPUTY_DSL = "deputy_dsl"
     STAFF = "staff"
 
 
@@ -90,6 +91,9 @@ class ServiceConfig(_Strict):
     tick: Duration = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
     max_concurrent_polls: int = Field(8, ge=1, le=256)
     http_timeout: Duration = timedelta(seconds=20)
+    public_url: str | None = Field(
+        None, description="where staff reach this service, for web-view links (e.g. https://hm.example.sch.uk)"
+    )
 
 
 class TriageConfig(_Strict):
@@ -110,6 +114,32 @@ class TriageConfig(_Strict):
     )
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class DigestConfig(_Strict):
+    """When the weekly SLT digest is posted, in the school's own time zone."""
+
+    enabled: bool = True
+    day: Weekday = "monday"
+    at: ClockTime = time(8, 0)
+
+
+class RetentionConfig(_Strict):
+    """How long each kind of record is kept before the nightly purge (UK GDPR storage limitation).
+
+    Defaults are stated in the README; items under legal hold are never touched.
+    """
+
+    items: Duration = Field(timedelta(days=365), description="routine items (never escalated): then anonymised")
+    evidence: Duration = Field(
+        timedelta(days=2190), description="escalated items and evidence snapshots: then anonymised / deleted"
+    )
+    audit: Duration = Field(timedelta(days=2190), description="audit rows: then deleted")
+    webhooks: Duration = Field(timedelta(days=30), description="raw webhook deliveries: then deleted")
+    purge_at: ClockTime = Field(time(2, 30), description="school time of the nightly purge")
+
+
 class SchoolConfig(_Strict):
     id: Ident
     name: str = Field(min_length=1)
@@ -122,6 +152,8 @@ class SchoolConfig(_Strict):
     )
     policy: str | None = Field(None, description="path to the school's social media policy")
     triage: TriageConfig = TriageConfig()
+    digest: DigestConfig = DigestConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -82,6 +82,11 @@ class Item(ItemBase, table=True):
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: str | None = None
     replied_at: datetime | None = _ts()
+    legal_hold: bool = False  # the retention purge and erasure never touch a held item
+    legal_hold_by: str | None = Field(default=None, max_length=64)
+    legal_hold_at: datetime | None = _ts()
+    legal_hold_reason: str | None = Field(default=None, sa_type=Text)
+    anonymised_at: datetime | None = _ts()  # content removed by the purge or an erasure; counts stay
 
 
 class ItemPublic(ItemBase):
@@ -128,6 +133,14 @@ class Evidence(SQLModel, table=True):
     taken_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     reason: str = Field(max_length=32)
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class PurgePermit(SQLModel, table=True):
+    """Lets the retention purge delete from an append-only table inside its own transaction only
+    (the permit is written and removed in that transaction; see migration 0004)."""
+
+    tbl: str = Field(primary_key=True, max_length=32)
+    granted_to: str = Field(max_length=64)
 
 
 class Escalation(SQLModel, table=True):
