@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from hallmonitor.config import Config, Role, StaffConfig
+from core.config import Config, Role, StaffConfig
 from storage.models import Escalation, Item, Triage
 
 SAFEGUARDING = "safeguarding"

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from hallmonitor.config import Config, load_config
+from core.config import Config
+from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Escalation, Evidence, Item, Source, Triage
 from storage.queries import sync_config, write_audit

@@ -25,9 +25,9 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from hallmonitor.config import Config, SchoolConfig
+from core.config import Config, SchoolConfig
 from handlers.deadline import reply_by
-from monitors.poller import silence_threshold
+from handlers.polling import silence_threshold
 from storage.models import Escalation, Item, Source
 
 CATEGORY_ORDER = ("question", "complaint", "praise", "abuse", "safeguarding", "media", "spam", "other", "untriaged")
