@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         service = Service(config=config, engine=engine, surface=_surface(config))
     app = create_app(service, slack=_slack_app(service), teams=teams)
     if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
-        commands = ConsoleCommands(engine=engine, config=config)
+        commands = ConsoleCommands(engine=engine, config=config, platform=service.platform_call)
         threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()
         print(
             f"Hall Monitor is watching {len(config.accounts)} account(s). Type `help` for commands; "
