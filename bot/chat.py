@@ -7,6 +7,7 @@ calls and render what comes back; no surface decides who may do what.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlmodel import col
@@ -17,6 +18,8 @@ from core.config import Role, StaffConfig
 from core.protocols import Runtime
 from handlers.actions import perform
 from handlers.policy import PolicyError, ask
+from monitors.base import ActRequest
+from monitors.base import Source as Connector
 from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.models import Item, Triage
@@ -36,8 +39,14 @@ class ActOutcome:
     card: Card | None = None
 
 
+class ChatRuntime(Runtime, Protocol):
+    """The service as the chat core sees it: it also runs platform actions on its shared client."""
+
+    def platform_call(self, connector: Connector, request: ActRequest) -> str: ...
+
+
 def act(
-    service: Runtime, *, actor: str, action: str, item_id: int, surface: str, argument: str | None = None
+    service: ChatRuntime, *, actor: str, action: str, item_id: int, surface: str, argument: str | None = None
 ) -> ActOutcome:
     """Run an action through the shared action function and return the refreshed card."""
     now = utcnow()
@@ -51,6 +60,7 @@ def act(
             surface=surface,
             now=now,
             argument=argument,
+            platform=service.platform_call,
         )
     card = card_for(service, item_id) if result.ok else None
     return ActOutcome(result.ok, result.message, card)

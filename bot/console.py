@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from bot.cards import countdown
 from core.chat import Card, Notification
 from core.config import Config
-from handlers.actions import perform
+from handlers.actions import PlatformCall, perform
 from storage.db import session_scope
 from storage.queries import open_items
 from storage.types import utcnow
@@ -81,9 +81,16 @@ class ConsoleCommands:
     """Reads commands line by line and acts as one staff member at a time."""
 
     def __init__(
-        self, *, engine: Engine, config: Config, out: TextIO | None = None, clock: Callable[[], datetime] = utcnow
+        self,
+        *,
+        engine: Engine,
+        config: Config,
+        out: TextIO | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        platform: PlatformCall | None = None,
     ) -> None:
         self.engine, self.config, self.out, self.clock = engine, config, out or sys.stdout, clock
+        self.platform = platform
         moderators = [s.id for s in config.staff if "moderator" in s.roles]
         self.actor = moderators[0] if moderators else (config.staff[0].id if config.staff else "console")
 
@@ -119,6 +126,7 @@ class ConsoleCommands:
                     surface="console",
                     now=self.clock(),
                     argument=" ".join(args[1:]) or None,
+                    platform=self.platform,
                 )
             return ("ok: " if result.ok else "refused: ") + result.message
         return f"unknown command {verb!r}; type help"
