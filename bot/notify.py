@@ -10,14 +10,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from bot.cards import triage_card
+from bot.cards import item_card
 from core.chat import Button, Card, ChatSurface, Notification
 from core.config import Config, Role, StaffConfig
-from monitors.registry import SOURCES
-from storage.models import Item, Outbox, Triage
+from storage.models import Item, Outbox
 from storage.queries import mark_outbox, pending_outbox
 
 log = logging.getLogger(__name__)
@@ -64,19 +62,14 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
         return Notification(row.id or 0, row.kind, row.audience, row.school_id, card, people)
     account = config.account(item.account_id)
     school = config.school_of(account)
-    latest = session.scalars(
-        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
-    ).first()
     named = HEADLINES.get(row.kind)
     headline = named.get(row.audience) if isinstance(named, dict) else named
     in_channel = row.audience == "moderators"
-    card = triage_card(
-        item,
-        school=school,
-        account=account,
-        capabilities=SOURCES[account.platform].capabilities,
+    card = item_card(
+        session,
+        config=config,
+        item=item,
         now=now,
-        reasons=latest.reasons if latest else [],
         kind=row.kind,
         headline=headline,
         withhold_text=in_channel and item.category == "safeguarding",
