@@ -127,6 +127,8 @@ def status_text(service: Runtime) -> str:
         f"Monitor status: {health['status']} · {health['failing']} failing source(s) · "
         f"{health['outbox_pending']} notification(s) waiting"
     ]
+    if health.get("outbox_dead"):
+        lines.append(f"• {health['outbox_dead']} notification(s) could not be delivered; see /healthz and the logs")
     lines += [f"• {s['source']}: {s['last_error']}" for s in health["sources"] if not s["healthy"]]
     return "\n".join(lines)
 
