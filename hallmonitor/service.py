@@ -121,6 +121,7 @@ class Service:
         with session_scope(self.engine) as session:
             sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
             pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
+            dead = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead"))
             rows = [
                 {
                     "account": s.account_id,
@@ -137,8 +138,9 @@ class Service:
             ]
         failing = [r for r in rows if not r["healthy"]]
         return {
-            "status": "degraded" if failing else "ok",
+            "status": "degraded" if failing or dead else "ok",
             "sources": rows,
             "failing": len(failing),
             "outbox_pending": pending or 0,
+            "outbox_dead": dead or 0,
         }
