@@ -92,6 +92,12 @@ class Service:
     def platform_call(self, connector: Connector, request: ActRequest) -> str:
         """Run a connector's action on the service's event loop and shared client, from the worker
         thread an action runs in; with no loop running yet (CLI, tests), on a loop of its own."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a worker thread, as it should be
+        else:
+            raise RuntimeError("platform_call blocks: call it from a worker thread, not from the event loop")
         loop = self.loop
         if loop is None or not loop.is_running():
             return run_act(connector, request)

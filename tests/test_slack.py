@@ -178,9 +178,8 @@ def test_a_moderator_click_acts_updates_the_card_and_is_audited(
         h = Harness(config, engine, mock)
         await h.service.tick(all_sources=True)
         item = ids(engine)["q"]
-        started = time.perf_counter()
-        response = await h.click("UAMIRA", "acknowledge", item)
-        assert response.status_code == 200 and time.perf_counter() - started < 3
+        response = await h.click("UAMIRA", "acknowledge", item)  # bench/slack.py measures how fast
+        assert response.status_code == 200
         update = (await h.wait_for("chat.update"))[0]
         assert update["channel"] == "CMOD" and update["ts"] == "1700.1"
         assert "Acknowledged by amira" in json.dumps(update["blocks"])
