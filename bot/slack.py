@@ -209,7 +209,12 @@ class SlackSurface:
             )
         for person in people:
             opened = await self.client.conversations_open(users=person.slack_user)
-            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, blocks=blocks)
+            channel = opened["channel"]["id"]
+            await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            for file in note.attachments:  # charts and records: direct messages only
+                await self.client.files_upload_v2(
+                    channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+                )
 
 
 class _Seen:

@@ -14,17 +14,19 @@ empty MICROSOFT_APP_ID disables authentication: for local testing only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from typing import Any
 
 from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount, ConversationReference
 from sqlalchemy import select
 from sqlmodel import col
 
 from bot.cards import Card
+from bot.surface import Attachment as FileAttachment
 from bot.surface import Notification
 from hallmonitor.config import Config, StaffConfig
 from storage.db import session_scope
@@ -109,6 +111,18 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
         "actions": actions,
         **refresh,
     }
+
+
+def inline_attachment(file: FileAttachment) -> Attachment:
+    """A file inline in a personal chat: images as base64 data URIs, which Teams shows in the message.
+    Teams accepts only images inline; anything else becomes a card pointing to the web view."""
+    if file.mime.startswith("image/"):
+        data = base64.b64encode(file.content).decode()
+        return Attachment(content_type=file.mime, content_url=f"data:{file.mime};base64,{data}", name=file.filename)
+    note = f"{file.title or file.filename}: Teams cannot take this file in chat; open it from the web view (/web)."
+    return CardFactory.adaptive_card(
+        {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": note, "wrap": True}]}
+    )
 
 
 def answer_card(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
@@ -253,7 +267,9 @@ class TeamsSurface:
             return ConversationReference().deserialize(row.reference) if row else None
 
     async def deliver(self, note: Notification) -> None:
-        attachment = CardFactory.adaptive_card(adaptive_card(note.card))
+        attachments = [CardFactory.adaptive_card(adaptive_card(note.card))] + [
+            inline_attachment(f) for f in note.attachments if not note.channel or note.direct_only
+        ]
         targets: list[tuple[str, str]] = []
         if note.channel and not note.direct_only and note.audience == "moderators":
             targets.append(("channel", note.channel))
@@ -268,7 +284,7 @@ class TeamsSurface:
 
             async def send(context: TurnContext) -> None:
                 context.activity.id = None  # a new message in the conversation, not a reply to the continuation
-                await context.send_activity(MessageFactory.attachment(attachment))
+                await context.send_activity(MessageFactory.list(attachments))
 
             await self.adapter.continue_conversation(reference, send, self.app_id)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from bot.surface import ChatSurface
 from hallmonitor.config import Config
 from handlers.notify import deliver_pending
 from handlers.reminders import check_clocks
+from handlers.reports.digest import queue_due_digests
+from handlers.retention import run_due_purges
 from handlers.triage import Classifier
 from monitors.http import USER_AGENT
 from monitors.poller import PollSummary, poll_once
@@ -39,6 +42,7 @@ class Service:
     scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
 
     def __post_init__(self) -> None:
         if self.classifier is None:
@@ -81,11 +85,25 @@ class Service:
             try:
                 with session_scope(self.engine) as session:
                     check_clocks(session, config=self.config, now=utcnow())
+                self.scheduled_jobs(utcnow())
                 with session_scope(self.engine) as session:
                     await deliver_pending(session, config=self.config, surface=self.surface, now=utcnow())
             except Exception:
                 log.exception("notify_pass_crashed")
             return summary
+
+    def scheduled_jobs(self, now: datetime) -> None:
+        """The weekly digests and the nightly retention purge, each when its school's time has come.
+        Each job is idempotent (a dedupe key, a purge of what is past its period), so a tick may call it often."""
+        try:
+            with session_scope(self.engine) as session:
+                queue_due_digests(session, config=self.config, now=now)
+        except Exception:
+            log.exception("digest_pass_crashed")
+        try:
+            run_due_purges(self.engine, config=self.config, now=now, last_run=self._purged)
+        except Exception:
+            log.exception("purge_pass_crashed")
 
     def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")

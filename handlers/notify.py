@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from bot.cards import Button, Card, triage_card
 from bot.surface import ChatSurface, Notification
 from hallmonitor.config import Config, Role, StaffConfig
+from handlers.reports.delivery import PERSONAL_KINDS
 from monitors.registry import SOURCES
 from storage.models import Item, Outbox, Triage
 from storage.queries import mark_outbox, pending_outbox
@@ -53,6 +54,8 @@ def recipients(config: Config, *, school_id: str, audience: str, account_id: str
 
 
 def build_note(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+    if row.kind in PERSONAL_KINDS:
+        return PERSONAL_KINDS[row.kind](session, config=config, row=row, surface=surface, now=now)
     item = session.get(Item, row.item_id) if row.item_id else None
     if item is None:
         card = Card(
