@@ -325,7 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
+    from hallmonitor.cli_records import add_commands
+
+    add_commands(sub, _with_database, with_config)
     return parser
+
+
+def _with_database(func: Callable[[argparse.Namespace, Config, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """A command handler given the config and an open, migrated database."""
+
+    def run(args: argparse.Namespace) -> int:
+        config = _config(args)
+        return func(args, config, _open(config))
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,7 +33,7 @@ class RecordError(HallMonitorError):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return value.isoformat(timespec="seconds") if value else None
 
 
 def item_record(
@@ -72,7 +72,7 @@ def item_record(
         session.commit()
         raise RecordError(message)
     record = _record(session, config=config, item=item, safeguarding=safeguarding, media=view.media)
-    record["exported"] = {"by": viewer.id, "at": now.isoformat(), "rule": view.why}
+    record["exported"] = {"by": viewer.id, "at": now.isoformat(timespec="seconds"), "rule": view.why}
     write_audit(
         session,
         actor=viewer.id,

@@ -68,12 +68,15 @@ def volume_by_category(daily: Mapping[date, Counter[str]], *, title: str = "Item
 def on_time_trend(points: Sequence[tuple[date, float | None]], *, title: str = "Replies on time, by week") -> bytes:
     """A line of the on-time rate (per cent) per period; gaps where nothing needed a reply."""
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    xs = [d.strftime("%d %b") for d, _ in points]
+    labels = [d.strftime("%d %b") for d, _ in points]
+    xs = list(range(len(points)))
     ys = [None if rate is None else 100 * rate for _, rate in points]
-    ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", color="#1f77b4")
+    ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", color="#1f77b4")  # NaN: a gap
     for x, y in zip(xs, ys, strict=True):
         if y is not None:
             ax.annotate(f"{y:.0f}%", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xticks(xs, labels)
+    ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.set_ylim(0, 110)
     ax.set_ylabel("% on time")
     ax.set_xlabel("week starting")

@@ -1,10 +1,10 @@
 """The weekly SLT digest: last week's figures against the week before, with charts.
 
 `queue_due_digests` runs on every scheduler tick and queues one digest per school
-per week with anything to report (an empty week with healthy sources sends none) (the outbox dedupe key makes it once, across restarts); the outbox
-delivers it to the school's SLT by direct message with its charts attached. The
-payload holds figures only, never an item's text, so safeguarding is counted,
-never quoted.
+per week with anything to report (an empty week with healthy sources sends none);
+the outbox dedupe key makes it once, across restarts. The outbox delivers it to
+the school's SLT by direct message with its charts attached. The payload holds
+figures only, never an item's text, so safeguarding is counted, never quoted.
 """
 
 from __future__ import annotations
