@@ -328,7 +328,9 @@ def build_slack_app(service: Any, *, token: str, signing_secret: str, client: As
             text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
             await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral")
             return
-        reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
+        reply = await asyncio.to_thread(
+            chat.command, service, staff=staff, verb=verb.lower(), text=rest, surface="slack"
+        )
         await respond(text=reply, response_type="ephemeral")
 
     @app.action(re.compile(r"^hm_ask_\d+$"))

@@ -200,8 +200,10 @@ class HallMonitorTeamsBot(ActivityHandler):
             return
         question = (TurnContext.remove_recipient_mention(activity) or activity.text or "").strip()
         verb, _, rest = question.partition(" ")
-        if verb.lower() in ("queue", "status", "help"):
-            text = await asyncio.to_thread(chat.command, self.service, staff=staff, verb=verb.lower(), text=rest)
+        if verb.lower() in ("queue", "status", "help", "web", "export", "hold", "release"):
+            text = await asyncio.to_thread(
+                chat.command, self.service, staff=staff, verb=verb.lower(), text=rest, surface="teams"
+            )
             await turn_context.send_activity(text)
             return
         text, choices = await asyncio.to_thread(chat.policy_answer, self.service, staff, question)

@@ -42,6 +42,10 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
 
+    from bot.web import web_router
+
+    app.include_router(web_router(service))  # read-only; identity from a signed link sent in chat
+
     if slack is not None:
         from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 

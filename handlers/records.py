@@ -71,7 +71,7 @@ def item_record(
         )
         session.commit()
         raise RecordError(message)
-    record = _record(session, config=config, item=item, safeguarding=safeguarding, media=view.media)
+    record = build_record(session, config=config, item=item, safeguarding=safeguarding, media=view.media)
     record["exported"] = {"by": viewer.id, "at": now.isoformat(timespec="seconds"), "rule": view.why}
     write_audit(
         session,
@@ -86,7 +86,8 @@ def item_record(
     return record
 
 
-def _record(session: Session, *, config: Config, item: Item, safeguarding: bool, media: bool) -> dict[str, Any]:
+def build_record(session: Session, *, config: Config, item: Item, safeguarding: bool, media: bool) -> dict[str, Any]:
+    """The record's content, for a caller that has already applied `item_view` (`media`: its media rule)."""
     assert item.id is not None
     school = config.school(item.school_id)
     triage = session.scalars(select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id)))
