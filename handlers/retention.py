@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Engine, delete, exists, or_, select
 from sqlmodel import Session, col
 
 from hallmonitor.config import Config, Role, SchoolConfig
@@ -54,7 +55,7 @@ def anonymise(item: Item, *, now: datetime, text: str = REMOVED) -> None:
     item.media_urls, item.raw, item.anonymised_at = [], {}, now
 
 
-def _evidence_kind(item_id_col: object) -> object:
+def _evidence_kind(item_id_col: Any) -> ColumnElement[bool]:
     """SQL: the item was ever escalated, ever triaged as safeguarding, or has an evidence snapshot."""
     return or_(
         exists().where(col(Escalation.item_id) == item_id_col),
@@ -70,7 +71,7 @@ def _due_items(session: Session, *, school_id: str, before: datetime, evidence: 
         col(Item.legal_hold).is_(False),
         col(Item.anonymised_at).is_(None),
         col(Item.received_at) < before,
-        kind if evidence else ~kind,  # type: ignore[operator]
+        kind if evidence else ~kind,
     )
     return list(session.scalars(stmt))
 
@@ -85,9 +86,9 @@ def purge_school(session: Session, *, config: Config, school: SchoolConfig, now:
     for item in _due_items(session, school_id=school.id, before=now - periods.evidence, evidence=True):
         anonymise(item, now=now)
         report.evidence_items_anonymised += 1
-    held = select(Item.id).where(col(Item.school_id) == school.id, col(Item.legal_hold).is_(True))
+    held = select(col(Item.id)).where(col(Item.school_id) == school.id, col(Item.legal_hold).is_(True))
     report.held_kept = len(list(session.scalars(held)))
-    mine = select(Item.id).where(col(Item.school_id) == school.id, col(Item.legal_hold).is_(False))
+    mine = select(col(Item.id)).where(col(Item.school_id) == school.id, col(Item.legal_hold).is_(False))
     session.flush()
     with purge_permit(session, "evidence"):
         report.evidence_deleted = _count(

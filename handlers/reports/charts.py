@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # before pyplot: no display on a server
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from handlers.reports.figures import CATEGORY_ORDER
 
@@ -56,7 +57,7 @@ def volume_by_category(daily: Mapping[date, Counter[str]], *, title: str = "Item
     ax.set_xticks(positions[::step], labels[::step], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("items")
     ax.set_title(title)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if any(bottoms):
         ax.legend(fontsize=8, ncols=2, loc="upper left", frameon=False)
     else:

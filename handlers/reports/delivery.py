@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from bot.cards import Card
 from bot.surface import Attachment, Notification
-from hallmonitor.config import Config, Role
+from hallmonitor.config import Config, Role, StaffConfig
 from hallmonitor.errors import HallMonitorError
 from handlers.reports.digest import digest_charts, digest_text
 from storage.models import Outbox
@@ -34,7 +34,7 @@ def _digest(session: Session, *, config: Config, row: Outbox, surface: str, now:
     )
 
 
-def _person(config: Config, row: Outbox) -> list:  # type: ignore[type-arg]
+def _person(config: Config, row: Outbox) -> list[StaffConfig]:
     staff = config.staff_by_id(str(row.payload.get("staff")))
     return [staff] if staff else []
 

@@ -158,7 +158,7 @@ def queue_due_digests(session: Session, *, config: Config, now: datetime) -> int
         if now - moment > CATCH_UP:
             continue
         key = f"digest:{school.id}:{week.start.isoformat()}"
-        if session.scalars(select(Outbox.id).where(col(Outbox.dedupe_key) == key)).first() is not None:
+        if session.scalars(select(col(Outbox.id)).where(col(Outbox.dedupe_key) == key)).first() is not None:
             continue  # already queued: skip the work (the unique key would refuse it anyway)
         payload = digest_payload(session, config=config, school=school, week=week, now=now)
         if not payload["this"]["items"] and not payload["this"]["escalations"] and not payload["sources"]:
