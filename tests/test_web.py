@@ -201,3 +201,39 @@ def test_tokens_expire_and_cannot_be_forged_or_swapped() -> None:
     forged = payload.replace(payload[3], "A" if payload[3] != "A" else "B", 1) + "." + mac
     with pytest.raises(TokenError):
         verify(forged, kind="link", now=now, secret=secret)
+
+
+def test_export_and_hold_from_chat(site) -> None:  # type: ignore[no-untyped-def]
+    service, slack, ids = site["service"], site["slack"], site["ids"]
+    staff = service.config.staff_by_id
+    refused = chat.command(service, staff=staff("amira"), verb="export", text=str(ids["s1"]), surface="slack")
+    assert "only Northgate Primary's DSL and deputy DSLs" in refused
+    assert "as a PDF by direct message" in chat.command(
+        service, staff=staff("dana"), verb="export", text=str(ids["s1"]), surface="slack"
+    )
+    assert "Say which item" in chat.command(service, staff=staff("dana"), verb="export", text="", surface="slack")
+    held = chat.command(service, staff=staff("dana"), verb="hold", text=f"{ids['s1']} police request", surface="slack")
+    assert "legal hold" in held
+
+    async def go() -> None:
+        with session_scope(service.engine) as session:
+            await deliver_pending(session, config=service.config, surface=service.surface, now=datetime.now(UTC))
+
+    asyncio.run(go())
+    assert [c["users"] for c in slack.called("conversations.open")] == ["UDANA"]
+    (upload,) = slack.uploads.values()
+    assert upload.startswith(b"%PDF")
+    assert slack.called("files.completeUploadExternal")[0]["channel_id"] == "DUDANA"
+
+
+def test_the_web_view_says_what_to_set_when_it_has_no_secret(site, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    monkeypatch.delenv("HALLMONITOR_WEB_SECRET")
+    answer = httpx.get(site["base"] + "/web/")
+    assert answer.status_code == 503 and "HALLMONITOR_WEB_SECRET" in answer.text
+    assert "not set up yet" in chat.command(
+        site["service"], staff=site["service"].config.staff_by_id("dana"), verb="web", text="", surface="slack"
+    )
+    answer = httpx.get(site["base"] + "/web/static/style.css")
+    assert answer.headers["content-type"].startswith("text/css")
