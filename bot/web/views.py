@@ -50,6 +50,7 @@ class _Page:
 
     def __init__(self) -> None:
         self.env = environment(Path(__file__).parent / "templates")
+        self.env.filters["local"] = _local_text
 
     def __call__(self, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(**context)
@@ -166,6 +167,7 @@ def web_router(service: Any) -> APIRouter:
             record=record,
             view=view,
             title=f"Item {item_id}",
+            zone=service.config.school(found.school_id).zone,
             can_export=view.content and bool(set(staff.roles) & EXPORT_ROLES),
             label=CATEGORY_LABEL.get(found.category or "", found.category or "untriaged"),
         )
@@ -241,6 +243,11 @@ def web_router(service: Any) -> APIRouter:
         return page("health.html", staff=staff, rows=rows, title="Monitor health", school=school)
 
     return router
+
+
+def _local_text(value: str | None, zone: Any) -> str:
+    """An ISO time from a record, in the school's zone, for people."""
+    return _local(datetime.fromisoformat(value), zone) if value else ""
 
 
 def _local(value: datetime | None, zone: Any) -> str:
