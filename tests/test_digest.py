@@ -7,7 +7,6 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from bot.console import ConsoleSurface
 from hallmonitor.config import Config
 from handlers.notify import deliver_pending
 from handlers.reports.digest import digest_text, digest_week, queue_due_digests
-from storage.db import open_database, session_scope
+from storage.db import session_scope
 from storage.models import Outbox, TeamsConversation
 from tests.mock_connector import MockConnector
 from tests.mock_slack import MockSlack
@@ -32,12 +31,10 @@ DIGEST_AT = datetime(2026, 4, 6, 7, 0, tzinfo=UTC)  # Easter Monday 08:00 BST: t
 
 
 @pytest.fixture
-def trust(tmp_path: Path) -> Iterator[tuple[Config, Engine]]:
+def trust(tmp_path: Path, engine: Engine) -> tuple[Config, Engine]:
     config = write_config(tmp_path)
-    engine = open_database(config.service.database_url)
     seed(engine, config)
-    yield config, engine
-    engine.dispose()
+    return config, engine
 
 
 def _queue(config: Config, engine: Engine, now: datetime) -> int:

@@ -18,7 +18,7 @@ from hallmonitor.config import Config
 from handlers.reports.figures import Period, compute
 from handlers.retention import REMOVED, purge_school, run_due_purges, set_legal_hold
 from handlers.subject_access import ERASED, erase, subject_access, subject_access_pdf
-from storage.db import open_database, session_scope
+from storage.db import session_scope
 from storage.models import Audit, Evidence, Item, WebhookEvent
 from tests.report_seed import NOW, seed, write_config
 from tests.test_records import pages_as_png
@@ -28,7 +28,7 @@ SHORT = 'nation = "england"\nretention = { items = "180d", evidence = "270d", au
 
 
 @pytest.fixture
-def year(tmp_path: Path) -> Iterator[tuple[Config, Engine, dict[int, int]]]:
+def year(tmp_path: Path, engine: Engine) -> Iterator[tuple[Config, Engine, dict[int, int]]]:
     """52 weekly items at Northgate; every fourth week's is abuse, escalated, hidden with evidence."""
     config = write_config(tmp_path)
     path = config.path
@@ -37,7 +37,6 @@ def year(tmp_path: Path) -> Iterator[tuple[Config, Engine, dict[int, int]]]:
     from hallmonitor.config import load_config
 
     config = load_config(path)
-    engine = open_database(config.service.database_url)
     seed(engine, config)  # the spring 2026 items: younger than every period here, so all kept
     ids: dict[int, int] = {}
     with session_scope(engine) as session:
@@ -113,7 +112,6 @@ def year(tmp_path: Path) -> Iterator[tuple[Config, Engine, dict[int, int]]]:
             )
         )
     yield config, engine, ids
-    engine.dispose()
 
 
 def test_legal_hold_is_for_moderators_and_dsls_and_audited(year) -> None:  # type: ignore[no-untyped-def]

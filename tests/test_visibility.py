@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from handlers.visibility import Place, Sight, ever_safeguarding_ids, item_view
-from storage.db import open_database, session_scope
+from storage.db import session_scope
 from storage.models import Item
 from tests.report_seed import seed, write_config
 
@@ -65,8 +65,7 @@ def test_a_dsl_in_a_shared_place_sees_only_that_a_concern_exists(config) -> None
     assert view.sight is Sight.EXISTS
 
 
-def test_ever_safeguarding_looks_at_history_and_escalations(config) -> None:  # type: ignore[no-untyped-def]
-    engine = open_database(config.service.database_url)
+def test_ever_safeguarding_looks_at_history_and_escalations(config, engine) -> None:  # type: ignore[no-untyped-def]
     ids = seed(engine, config)
     with session_scope(engine) as session:
         s1 = session.get(Item, ids["s1"])
@@ -75,4 +74,3 @@ def test_ever_safeguarding_looks_at_history_and_escalations(config) -> None:  # 
         session.add(s1)
     with session_scope(engine) as session:
         assert ever_safeguarding_ids(session, ids.values()) == {ids["s1"], ids["s2"]}
-    engine.dispose()
