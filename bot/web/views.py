@@ -14,6 +14,7 @@ import logging
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -89,8 +90,7 @@ def web_router(service: Any) -> APIRouter:
     def style() -> Response:
         return Response((TEMPLATES / "style.css").read_text(), media_type="text/css", headers=HEADERS)
 
-    @router.get("/login")
-    def login(token: str = "") -> Response:
+    def check_link(token: str) -> tuple[StaffConfig, Any, bytes] | HTMLResponse:
         try:
             secret = web_secret()
             link = verify(token, kind="link", now=utcnow(), secret=secret)
@@ -100,6 +100,29 @@ def web_router(service: Any) -> APIRouter:
             return page.message("Link not valid", str(exc), status=401)
         staff = service.config.staff_by_id(link.staff_id)
         if staff is None or link.nonce in used_links:
+            return page.message(
+                "Link already used",
+                "Each link signs you in once. Ask Hall Monitor for a new one: /hallmonitor web",
+                status=401,
+            )
+        return staff, link, secret
+
+    @router.get("/login")
+    def confirm(token: str = "") -> Response:
+        """A page with a button: link previews (which only GET) never use up the sign-in."""
+        checked = check_link(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        return page("login.html", title="Sign in", staff=None, person=checked[0].name, token=token)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        token = parse_qs((await request.body()).decode(errors="replace")).get("token", [""])[0]
+        checked = check_link(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        staff, link, secret = checked
+        if link.nonce in used_links:
             return page.message(
                 "Link already used",
                 "Each link signs you in once. Ask Hall Monitor for a new one: /hallmonitor web",
