@@ -15,6 +15,7 @@ from sqlmodel import col
 from bot.cards import Card, countdown, triage_card
 from hallmonitor.config import Role, StaffConfig
 from handlers.actions import perform
+from handlers.chat_requests import chat_request
 from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.models import Item, Triage
@@ -87,8 +88,6 @@ def command(service: Any, *, staff: StaffConfig | None, verb: str, text: str, su
     if verb == "status":
         return status_text(service)
     if verb in ("web", "export", "hold", "release"):
-        from handlers.chat_requests import chat_request
-
         return chat_request(service, staff=staff, verb=verb, text=text, surface=surface)
     return HELP
 

@@ -20,6 +20,8 @@ what it did in a new audit row in that same transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -139,19 +141,15 @@ def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-class purge_permit:
-    """Within the current transaction only: let the purge delete rows of one append-only table."""
-
-    def __init__(self, session: Session, table: str) -> None:
-        self.session, self.table = session, table
-
-    def __enter__(self) -> None:
-        self.session.add(PurgePermit(tbl=self.table, granted_to=PURGER))
-        self.session.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        self.session.execute(delete(PurgePermit).where(col(PurgePermit.tbl) == self.table))
-        self.session.flush()
+@contextmanager
+def purge_permit(session: Session, table: str) -> Iterator[None]:
+    """Within the current transaction only: let the purge delete rows of one append-only table.
+    On an error the whole transaction, permit included, is rolled back by the caller's session."""
+    session.add(PurgePermit(tbl=table, granted_to=PURGER))
+    session.flush()
+    yield
+    session.execute(delete(PurgePermit).where(col(PurgePermit.tbl) == table))
+    session.flush()
 
 
 def run_due_purges(engine: Engine, *, config: Config, now: datetime, last_run: dict[str, date]) -> list[PurgeReport]:

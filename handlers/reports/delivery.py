@@ -16,7 +16,9 @@ from bot.cards import Card
 from bot.surface import Attachment, Notification
 from hallmonitor.config import Config, Role, StaffConfig
 from hallmonitor.errors import HallMonitorError
+from handlers.records import item_record, record_pdf
 from handlers.reports.digest import digest_charts, digest_text
+from handlers.weblink import login_url, web_secret
 from storage.models import Outbox
 
 
@@ -40,8 +42,6 @@ def _person(config: Config, row: Outbox) -> list[StaffConfig]:
 
 
 def _export(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
-    from handlers.records import item_record, record_pdf
-
     item_id = int(row.payload.get("item", 0))
     files: list[Attachment] = []
     try:
@@ -70,8 +70,6 @@ def _export(session: Session, *, config: Config, row: Outbox, surface: str, now:
 
 
 def _weblink(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
-    from handlers.weblink import login_url, web_secret
-
     people = _person(config, row)
     base = config.service.public_url or "http://127.0.0.1:8000"
     url = login_url(base, people[0].id, now=now, secret=web_secret()) if people else ""
