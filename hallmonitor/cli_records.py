@@ -72,7 +72,7 @@ def cmd_export(args: argparse.Namespace, config: Config, engine: Any) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, config: Config, engine: Any) -> int:
-    from handlers.records import audit_csv
+    from handlers.audit_export import audit_csv
     from storage.db import session_scope
 
     zone = config.schools[0].zone
