@@ -12,7 +12,8 @@ from typing import Any
 
 from core.config import Config
 from core.errors import HallMonitorError
-from handlers.records import audit_csv, item_record, record_json, record_pdf
+from handlers.audit_export import audit_csv
+from handlers.records import item_record, record_json, record_pdf
 from handlers.reports.figures import Period
 from handlers.reports.termly import report_data, report_html, report_pdf
 from handlers.retention import purge_school, set_legal_hold

@@ -1,4 +1,4 @@
-"""Records and evidence: one item's self-contained record (JSON or PDF), and the audit log as CSV.
+"""Records and evidence: one item's self-contained record, as JSON or PDF.
 
 An item's record is for the moderators and DSLs of its own school; a safeguarding
 record only for that school's DSL and deputy DSLs (decided by `handlers.visibility`),
@@ -8,8 +8,6 @@ Every export, and every refusal, is written to the audit.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime
 from typing import Any
@@ -233,35 +231,3 @@ def record_pdf(record: dict[str, Any]) -> bytes:
     if not record["evidence"]:
         doc.paragraph("No snapshot: nothing was hidden or deleted.", muted=True)
     return doc.output()
-
-
-AUDIT_COLUMNS = ["id", "at", "school", "actor", "surface", "action", "item", "outcome", "detail"]
-
-
-def audit_csv(session: Session, *, start: datetime, end: datetime, item_id: int | None = None) -> str:
-    """Audit rows with start <= at < end (optionally for one item) as CSV. Details of actions on
-    safeguarding items are withheld (they may quote the item); who did what, and when, is kept."""
-    stmt = select(Audit).where(col(Audit.at) >= start, col(Audit.at) < end)
-    if item_id is not None:
-        stmt = stmt.where(col(Audit.item_id) == item_id)
-    rows = list(session.scalars(stmt.order_by(col(Audit.id))))
-    sensitive = ever_safeguarding_ids(session, [r.item_id for r in rows if r.item_id is not None])
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AUDIT_COLUMNS)
-    for r in rows:
-        detail = {"withheld": "safeguarding item"} if r.item_id in sensitive else r.detail
-        writer.writerow(
-            [
-                r.id,
-                r.at.isoformat(),
-                r.school_id or "",
-                r.actor,
-                r.surface,
-                r.action,
-                r.item_id or "",
-                r.outcome,
-                json.dumps(detail, ensure_ascii=False, sort_keys=True),
-            ]
-        )
-    return out.getvalue()
