@@ -26,6 +26,7 @@ from core.chat import ChatSurface
 from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
+from hallmonitor.checks import readiness_problems
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
 from handlers.deadline import reply_by, why_due
@@ -39,6 +40,7 @@ from storage.queries import open_items
 
 log = logging.getLogger("hallmonitor")
 DEFAULT_CONFIG = "config.toml"
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def _setup_logging(level: str) -> None:
@@ -57,7 +59,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _open(config: Config) -> Engine:
 
-    return open_database(database_url(config.service.database_url))
+    return open_database(database_url(config.database()))
 
 
 def _surface(config: Config) -> ChatSurface:
@@ -86,14 +88,13 @@ def _slack_app(service: Service) -> AsyncApp | None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
+    problems = readiness_problems(config)
+    if problems:
+        raise ConfigError(problems)
     print(
         f"{config.path}: OK: {len(config.schools)} school(s), {len(config.accounts)} account(s), "
         f"{len(config.staff)} staff"
     )
-    for account in config.accounts:
-        missing = [env for env in account.credentials.values() if not os.environ.get(env)]
-        if missing:
-            print(f"  note: accounts {account.id}: environment variable(s) {', '.join(missing)} not set yet")
     return 0
 
 
@@ -137,12 +138,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
     print(summary.line())
     for error in summary.errors:
         print(f"  failed: {error}")
-    return 0
+    return 1 if summary.errors else 0
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
 
     config = _config(args)
+    if args.school and args.school not in {s.id for s in config.schools}:
+        known = ", ".join(s.id for s in config.schools)
+        raise HallMonitorError(f"no school has id {args.school!r} in {config.path}; use one of {known}")
     engine = _open(config)
     with session_scope(engine) as session:
         rows = [_queue_row(config, item) for item in open_items(session, school_id=args.school)]
@@ -183,25 +187,33 @@ def _map_jsonl(field: str, name: str, process: Callable[[list[dict[str, Any]]], 
     """Read JSON lines from stdin, process the good ones in one batch, write one line per input
     line in order (a line that cannot be read gets an error line). Exit 1 if any line failed."""
     rows: list[dict[str, Any] | str] = []
-    for line in sys.stdin:
+    numbers: list[int] = []
+    for number, line in enumerate(sys.stdin, 1):
         if not line.strip():
             continue
+        numbers.append(number)
         try:
             row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                raise ValueError(f'each line needs {{"id": ..., "{field}": "..."}}')
+        except (json.JSONDecodeError, RecursionError):
+            rows.append(f"line {number} is not JSON")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get(field), str):
+            rows.append(f'line {number}: each line needs {{"id": ..., "{field}": "..."}}')
+        else:
             rows.append(row)
-        except (json.JSONDecodeError, ValueError) as exc:
-            rows.append(str(exc))
     good = [r for r in rows if isinstance(r, dict)]
     results = iter(process(good))
-    for n, row in enumerate(rows, 1):
-        out = {"id": row.get("id"), **next(results)} if isinstance(row, dict) else {"id": None, "line": n, "error": row}
+    bad = []
+    for number, row in zip(numbers, rows, strict=True):
+        if isinstance(row, dict):
+            out = {"id": row.get("id"), **next(results)}
+        else:
+            out = {"id": None, "line": number, "error": row}
+            bad.append(str(number))
         print(json.dumps(out, ensure_ascii=False), flush=True)
-    failed = len(rows) - len(good)
-    if failed:
-        print(f"hallmonitor {name}: {failed} line(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
+    if bad:
+        print(f"hallmonitor {name}: {len(bad)} line(s) could not be read: line {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
@@ -223,6 +235,10 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     if received.tzinfo is None:
         raise HallMonitorError(
             f"--received {args.received!r} has no UTC offset; add one, e.g. 2026-03-28T10:00:00+00:00 or ...Z"
+        )
+    if not FIRST_YEAR <= received.year <= LAST_YEAR:
+        raise HallMonitorError(
+            f"--received {args.received!r} is outside {FIRST_YEAR}-{LAST_YEAR}, the years whose bank holidays are known"
         )
     due = reply_by(received, nation=args.region)
     print(json.dumps({"received": received.isoformat(), "reply_by": due.isoformat()}))
@@ -281,7 +297,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hallmonitor", description="Keeps a school's social media safe and answered.")
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING or ERROR (default $LOG_LEVEL, or INFO for run and WARNING otherwise)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -289,37 +309,39 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_config(sub.add_parser("run", help="web app + scheduler"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="port (default $PORT or 8000)")
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (default $HOST or 127.0.0.1)")
     p.add_argument("--no-commands", action="store_true", help="do not read console commands from stdin")
     p.set_defaults(func=cmd_run, default_level="INFO")
     with_config(sub.add_parser("poll", help="one polling pass, then print a summary")).set_defaults(func=cmd_poll)
     with_config(sub.add_parser("check-config", help="validate the config file")).set_defaults(func=cmd_check_config)
     p = with_config(sub.add_parser("queue", help="open items"))
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--school")
+    p.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    p.add_argument("--school", help="only this school's items (a school id from the config)")
     p.set_defaults(func=cmd_queue)
     p = sub.add_parser("triage", help="triage JSON lines from stdin")
-    p.add_argument("--jsonl", action="store_true", required=True)
+    p.add_argument("--jsonl", action="store_true", required=True, help='read {"id","text"} lines; one verdict a line')
     p.set_defaults(func=cmd_triage)
     p = sub.add_parser("deadline", help="reply-by time for a received time")
-    p.add_argument("--received", required=True)
-    p.add_argument("--region", choices=[n.value for n in Nation], default="england")
+    p.add_argument("--received", required=True, help="when the comment arrived, ISO 8601 with an offset")
+    p.add_argument(
+        "--region", choices=[n.value for n in Nation], default="england", help="whose bank holidays (default england)"
+    )
     p.add_argument("--explain", action="store_true", help="say why on stderr")
     p.set_defaults(func=cmd_deadline)
     p = with_config(sub.add_parser("ask", help="answer a question from a school's social media policy"))
-    p.add_argument("question", nargs="*")
+    p.add_argument("question", nargs="*", help="the question, in plain words")
     p.add_argument("--policy", help="the policy file (.txt, .md, .docx, .pdf)")
     p.add_argument("--school", help="use this school's policy from the config instead")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the answer and its citations as JSON")
     p.add_argument("--jsonl", action="store_true", help='read {"id","question"} lines, write one answer per line')
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("score", help="score an evaluation set")
-    p.add_argument("what", choices=["triage", "policy"])
+    p.add_argument("what", choices=["triage", "policy"], help="which evaluation set")
     p.add_argument("--gold", help="labelled set (default ../shared/eval/<what>_dev.jsonl)")
     p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="figures as JSON")
+    p.add_argument("--quiet", action="store_true", help="figures only, without the misses")
     p.set_defaults(func=cmd_score)
     return parser
 

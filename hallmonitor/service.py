@@ -20,7 +20,7 @@ from core.config import Config
 from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
 from handlers.triage import Classifier, default_classifier
-from handlers.webhooks import retry_pending
+from handlers.webhooks import prune_processed, retry_pending
 from monitors.http import USER_AGENT
 from storage.db import session_scope
 from storage.models import Outbox, Source
@@ -74,6 +74,7 @@ class Service:
                 log.exception("poll_pass_crashed")
             try:
                 await asyncio.to_thread(retry_pending, self)
+                await asyncio.to_thread(prune_processed, self, now=utcnow())
             except Exception:
                 log.exception("webhook_retry_crashed")
             try:
