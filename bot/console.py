@@ -15,10 +15,10 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
-from bot.cards import countdown
+from bot.cards import queue_line
 from core.chat import Card, Notification
 from core.config import Config
-from handlers.actions import perform
+from handlers.actions import PlatformCall, perform
 from storage.db import session_scope
 from storage.queries import open_items
 from storage.types import utcnow
@@ -81,9 +81,16 @@ class ConsoleCommands:
     """Reads commands line by line and acts as one staff member at a time."""
 
     def __init__(
-        self, *, engine: Engine, config: Config, out: TextIO | None = None, clock: Callable[[], datetime] = utcnow
+        self,
+        *,
+        engine: Engine,
+        config: Config,
+        out: TextIO | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        platform: PlatformCall | None = None,
     ) -> None:
         self.engine, self.config, self.out, self.clock = engine, config, out or sys.stdout, clock
+        self.platform = platform
         moderators = [s.id for s in config.staff if "moderator" in s.roles]
         self.actor = moderators[0] if moderators else (config.staff[0].id if config.staff else "console")
 
@@ -119,6 +126,7 @@ class ConsoleCommands:
                     surface="console",
                     now=self.clock(),
                     argument=" ".join(args[1:]) or None,
+                    platform=self.platform,
                 )
             return ("ok: " if result.ok else "refused: ") + result.message
         return f"unknown command {verb!r}; type help"
@@ -126,12 +134,7 @@ class ConsoleCommands:
     def queue(self) -> str:
         now = self.clock()
         with session_scope(self.engine) as session:
-            items = open_items(session)
-            rows = [
-                f"#{i.id:<5} {i.category or '?':<12} {i.escalate:<5} "
-                f"{countdown(i.reply_by, now) or '':<20} {i.text[:60]}"
-                for i in items
-            ]
+            rows = [queue_line(i, now) for i in open_items(session)]
         return "\n".join(rows) if rows else "nothing open"
 
     def loop(self, stream: TextIO | None = None) -> None:

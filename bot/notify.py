@@ -1,7 +1,9 @@
 """Delivering the outbox through chat surfaces.
 
 A notification stays in the outbox until a surface accepts it; failures back
-off and retry, so a chat outage delays messages but never loses them.
+off and retry, so a chat outage delays messages but never loses them. A retry
+loop has a cap: a notification that cannot be delivered is dead-lettered with
+the sentence that says why (status "dead", counted on /healthz).
 """
 
 from __future__ import annotations
@@ -10,19 +12,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from bot.cards import triage_card
+from bot.cards import item_card
 from core.chat import Button, Card, ChatSurface, Notification
-from core.config import Config, Role, StaffConfig
-from monitors.registry import SOURCES
-from storage.models import Item, Outbox, Triage
+from core.config import AccountConfig, Config, Role, StaffConfig
+from core.errors import HallMonitorError
+from storage.models import Item, Outbox
 from storage.queries import mark_outbox, pending_outbox
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
+MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
+UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
 HEADLINES: dict[str, str | dict[str, str]] = {
     "escalation": {
@@ -41,10 +44,24 @@ class DeliveryStats:
     failed: int = 0
 
 
+class Undeliverable(HallMonitorError):
+    """A notification that cannot be built from the current config: it needs a person, not a retry."""
+
+
+def _account(config: Config, account_id: str) -> AccountConfig:
+    try:
+        return config.account(account_id)
+    except KeyError:
+        raise Undeliverable(
+            f"account {account_id!r} is no longer in the config (deleted or renamed), so nobody can be "
+            "chosen to receive this; restore the account or act on the item from the queue"
+        ) from None
+
+
 def recipients(config: Config, *, school_id: str, audience: str, account_id: str | None) -> list[StaffConfig]:
     """Who a notification is for. DSL pings go to DSLs only; late pings widen to SLT and moderators."""
     if audience == "moderators":
-        ids = config.account(account_id).moderators if account_id else []
+        ids = _account(config, account_id).moderators if account_id else []
         return [s for s in (config.staff_by_id(i) for i in ids) if s is not None]
     if audience == "leaders":  # the widened circle: every SLT member and the DSL
         leaders = config.staff_with_role(school_id, Role.SLT) + config.staff_with_role(school_id, Role.DSL)
@@ -62,21 +79,16 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
             config, school_id=row.school_id, audience=row.audience, account_id=row.payload.get("account")
         )
         return Notification(row.id or 0, row.kind, row.audience, row.school_id, card, people)
-    account = config.account(item.account_id)
+    account = _account(config, item.account_id)
     school = config.school_of(account)
-    latest = session.scalars(
-        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
-    ).first()
     named = HEADLINES.get(row.kind)
     headline = named.get(row.audience) if isinstance(named, dict) else named
     in_channel = row.audience == "moderators"
-    card = triage_card(
-        item,
-        school=school,
-        account=account,
-        capabilities=SOURCES[account.platform].capabilities,
+    card = item_card(
+        session,
+        config=config,
+        item=item,
         now=now,
-        reasons=latest.reasons if latest else [],
         kind=row.kind,
         headline=headline,
         withhold_text=in_channel and item.category == "safeguarding",
@@ -102,6 +114,27 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
     )
 
 
+def _failed(session: Session, *, row: Outbox, error: Exception, surface: str, now: datetime) -> None:
+    """Back off and retry; after the cap (a short one when the config makes it undeliverable),
+    dead-letter it with the sentence: status "dead", counted on /healthz and in `status`."""
+    assert row.id is not None
+    attempts, reason = row.attempts + 1, f"{type(error).__name__}: {error}"[:2000]
+    cap = UNDELIVERABLE_ATTEMPTS if isinstance(error, Undeliverable) else MAX_ATTEMPTS
+    if attempts >= cap:
+        mark_outbox(session, outbox_id=row.id, status="dead", attempts=attempts, last_error=reason)
+        log.error("delivery_dead outbox=%s surface=%s attempts=%d error=%r", row.id, surface, attempts, str(error))
+        return
+    backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
+    mark_outbox(session, outbox_id=row.id, attempts=attempts, next_attempt_at=now + backoff, last_error=reason)
+    log.warning(
+        "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
+        row.id,
+        surface,
+        str(error),
+        backoff.total_seconds(),
+    )
+
+
 async def deliver_pending(session: Session, *, config: Config, surface: ChatSurface, now: datetime) -> DeliveryStats:
     """Send what is due; on failure keep the row and back off exponentially."""
     stats = DeliveryStats()
@@ -110,22 +143,8 @@ async def deliver_pending(session: Session, *, config: Config, surface: ChatSurf
         try:
             note = build_note(session, config=config, row=row, surface=surface.name, now=now)
             await surface.deliver(note)
-        except Exception as exc:  # any surface failure: keep it, retry later
-            backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
-            mark_outbox(
-                session,
-                outbox_id=row.id,
-                attempts=row.attempts + 1,
-                next_attempt_at=now + backoff,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-            log.warning(
-                "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
-                row.id,
-                surface.name,
-                exc,
-                backoff.total_seconds(),
-            )
+        except Exception as exc:  # any failure: keep it, retry later, up to a cap
+            _failed(session, row=row, error=exc, surface=surface.name, now=now)
             stats.failed += 1
             continue
         mark_outbox(session, outbox_id=row.id, status="sent", sent_at=now, attempts=row.attempts + 1)

@@ -25,7 +25,6 @@ from core.chat import Card, Notification
 from core.config import Config, StaffConfig
 from core.domain import Category
 from core.errors import ConfigError
-from core.protocols import Runtime
 
 log = logging.getLogger(__name__)
 ACTION_PREFIX = "hm:"
@@ -234,7 +233,7 @@ def staff_for(config: Config, slack_user: str) -> StaffConfig | None:
     return next((s for s in config.staff if s.slack_user == slack_user), None)
 
 
-def build_slack_app(service: Runtime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
+def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
     """The bolt app. `service` is the running Service (config, engine)."""
     app = AsyncApp(token=token, signing_secret=signing_secret, client=client, process_before_response=False)
     seen = _Seen()

@@ -167,7 +167,7 @@ def remember(service: Runtime, activity: Activity) -> None:
 
 
 class HallMonitorTeamsBot(ActivityHandler):
-    def __init__(self, service: Runtime) -> None:
+    def __init__(self, service: chat.ChatRuntime) -> None:
         self.service = service
 
     async def on_turn(self, turn_context: TurnContext) -> None:

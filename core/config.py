@@ -69,6 +69,15 @@ def _within(low: timedelta, high: timedelta) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _env_name(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise ValueError(
+            f"{value!r} is not an environment variable's name: use capitals, digits and '_', "
+            'like "NORTHGATE_FB_TOKEN"; the secret itself goes in the environment, never in this file'
+        )
+    return value
+
+
 def _ident(value: Any) -> Any:
     if isinstance(value, str) and not _ID.fullmatch(value):
         hint = value.strip().lower().replace(" ", "-")
@@ -101,6 +110,7 @@ PollEvery = Annotated[Duration, _within(30 * _S, 7 * _D)]
 Silence = Annotated[Duration, _within(_H, 365 * _D)]
 Nudge = Annotated[Duration, _within(_M, 7 * _D)]
 Keep = Annotated[Duration, _within(_D, 36500 * _D)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
 
 
 class Nation(StrEnum):
@@ -125,7 +135,7 @@ class _Strict(BaseModel):
 
 
 class ChatConfig(_Strict):
-    """Which chat surface delivers cards: console now, slack/teams later."""
+    """Which chat surface delivers cards: the console, Slack or Teams."""
 
     surface: Literal["console", "slack", "teams"] = "console"
     read_commands: bool = Field(True, description="console: read commands from standard input")

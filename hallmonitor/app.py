@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -9,11 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from botbuilder.integration.aiohttp import CloudAdapter
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
 
-from bot.teams import handle_request
+from bot.teams import HallMonitorTeamsBot, handle_request
 from hallmonitor import __version__
 from hallmonitor.edge import BodyLimit, read_json
 from hallmonitor.service import Service
@@ -41,11 +44,18 @@ def _slack_headers_ok(request: Request) -> bool:
     )
 
 
-def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None, teams: Any = None) -> FastAPI:
+def create_app(
+    service: Service,
+    *,
+    start_scheduler: bool = True,
+    slack: AsyncApp | None = None,
+    teams: tuple[CloudAdapter, HallMonitorTeamsBot] | None = None,
+) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.loop = asyncio.get_running_loop()  # platform actions run here, on the shared client
         if start_scheduler:
             service.start()
         try:

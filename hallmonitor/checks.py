@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
 
 from core.config import Config, SchoolConfig
-from core.messages import plain
-from monitors.registry import SOURCES
+from monitors.registry import credential_problems
 
 # surface -> the environment variables it cannot run without
 SURFACE_TOKENS: dict[str, tuple[str, ...]] = {
@@ -95,36 +91,10 @@ def _channels(config: Config, env: dict[str, str]) -> list[str]:
     return problems
 
 
-def _schema(source: Any, name: str) -> type[BaseModel] | None:
-    model = getattr(source, name, None)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _against(model: type[BaseModel], value: Any, where: str) -> list[str]:
-    try:
-        model.model_validate(value)
-    except ValidationError as exc:
-        out = []
-        for err in exc.errors():
-            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            out.append(f"{where}{loc}: {plain(dict(err))}")
-        return out
-    return []
-
-
 def _platform_schemas(config: Config, env: dict[str, str]) -> list[str]:
-    """Each platform module's declared `Credentials` and `Watch` schemas (pydantic models on the
-    Source class), checked against the account's `credentials` table and each `watch` entry."""
-    problems: list[str] = []
-    for i, account in enumerate(config.accounts):
-        source = SOURCES.get(account.platform)
-        credentials, watch = _schema(source, "Credentials"), _schema(source, "Watch")
-        if credentials is not None:
-            problems += _against(credentials, dict(account.credentials), f"accounts[{i}].credentials")
-        if watch is not None:
-            for j, target in enumerate(account.watch):
-                problems += _against(watch, target.model_dump(exclude_none=True), f"accounts[{i}].watch[{j}]")
-    return problems
+    """Each account's credentials against its platform module's `Credentials` schema (the watch
+    targets were checked against its `Watch` schema when the file was loaded)."""
+    return credential_problems(config)
 
 
 def _secrets_set(config: Config, env: dict[str, str]) -> list[str]:

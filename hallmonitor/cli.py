@@ -87,6 +87,8 @@ def _slack_app(service: Service) -> AsyncApp | None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The file's own rules and each platform's watch schema (as at start-up), plus each account's
+    credentials against its platform's schema; unset environment variables are only noted."""
     config = _config(args)
     problems = readiness_problems(config)
     if problems:
@@ -112,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         service = Service(config=config, engine=engine, surface=_surface(config))
     app = create_app(service, slack=_slack_app(service), teams=teams)
     if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
-        commands = ConsoleCommands(engine=engine, config=config)
+        commands = ConsoleCommands(engine=engine, config=config, platform=service.platform_call)
         threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()
         print(
             f"Hall Monitor is watching {len(config.accounts)} account(s). Type `help` for commands; "

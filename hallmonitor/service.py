@@ -17,10 +17,13 @@ from sqlmodel import col
 from bot.notify import deliver_pending
 from core.chat import ChatSurface
 from core.config import Config
+from handlers.actions import run_act
 from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
 from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import prune_processed, retry_pending
+from monitors.base import ActRequest
+from monitors.base import Source as Connector
 from monitors.http import USER_AGENT
 from storage.db import session_scope
 from storage.models import Outbox, Source
@@ -38,6 +41,7 @@ class Service:
     classifier: Classifier | None = None
     scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
+    loop: asyncio.AbstractEventLoop | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -73,7 +77,7 @@ class Service:
             except Exception:
                 log.exception("poll_pass_crashed")
             try:
-                await asyncio.to_thread(retry_pending, self)
+                await retry_pending(self)
                 await asyncio.to_thread(prune_processed, self, now=utcnow())
             except Exception:
                 log.exception("webhook_retry_crashed")
@@ -86,7 +90,16 @@ class Service:
                 log.exception("notify_pass_crashed")
             return summary
 
+    def platform_call(self, connector: Connector, request: ActRequest) -> str:
+        """Run a connector's action on the service's event loop and shared client, from the worker
+        thread an action runs in; with no loop running yet (CLI, tests), on a loop of its own."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            return run_act(connector, request)
+        return asyncio.run_coroutine_threadsafe(connector.act(self.http_client(), request), loop).result()
+
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_job(
             self.tick,
@@ -109,6 +122,7 @@ class Service:
         with session_scope(self.engine) as session:
             sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
             pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
+            dead = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead"))
             rows = [
                 {
                     "account": s.account_id,
@@ -125,8 +139,9 @@ class Service:
             ]
         failing = [r for r in rows if not r["healthy"]]
         return {
-            "status": "degraded" if failing else "ok",
+            "status": "degraded" if failing or dead else "ok",
             "sources": rows,
             "failing": len(failing),
             "outbox_pending": pending or 0,
+            "outbox_dead": dead or 0,
         }

@@ -7,22 +7,28 @@ writes the audit row, for successes, refusals and failures alike.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
+import httpx
 from sqlmodel import Session, select
 
-from core.config import Config, Role
-from core.domain import Capability
+from core.config import AccountConfig, Config, Role, Watch
+from core.domain import Action, Capability
 from core.errors import PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
 from handlers.triage import CATEGORIES, verdict_for
-from monitors.registry import SOURCES
+from monitors import registry
+from monitors.base import ActRequest, Source
+from monitors.http import USER_AGENT
 from storage.models import Escalation, Evidence, Item, Triage
+from storage.models import Source as SourceRow
 from storage.queries import open_escalations, write_audit
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,13 @@ STATUS_AFTER = {"hide": "hidden", "delete": "deleted", "reply": "replied"}
 class ActionResult:
     ok: bool
     message: str
+
+
+PlatformCall = Callable[[Source, ActRequest], str]
+
+
+class Audit(Protocol):
+    def __call__(self, outcome: str, message: str, **detail: object) -> ActionResult: ...
 
 
 def snapshot(session: Session, *, item: Item, reason: str) -> Evidence:
@@ -79,8 +92,10 @@ def perform(
     surface: str,
     now: datetime,
     argument: str | None = None,
+    platform: PlatformCall | None = None,
 ) -> ActionResult:
-    """Do `action` on an item as `actor` (a staff id); always audited."""
+    """Do `action` on an item as `actor` (a staff id); always audited. A platform action runs
+    through `platform` (the service's shared loop and client) or, without one, `run_act`."""
     item = session.get(Item, item_id)
     if item is None:
         return ActionResult(False, f"There is no item {item_id}.")
@@ -103,13 +118,20 @@ def perform(
     if refusal:
         return audit("refused", refusal)
     account = config.account(item.account_id)
-    capabilities = SOURCES[account.platform].capabilities
+    capabilities = registry.capabilities(account.platform)
     if action in PLATFORM_ACTIONS:
         needed = PLATFORM_ACTIONS[action]
         if needed not in capabilities:
             return audit("refused", f"{account.platform} does not let us {action} from here; do it on the platform.")
         return _platform_action(
-            session, config=config, item=item, action=action, argument=argument, now=now, audit=audit
+            session,
+            config=config,
+            item=item,
+            action=Action(action),
+            argument=argument,
+            now=now,
+            audit=audit,
+            platform=platform or run_act,
         )
     handler = _HANDLERS.get(action)
     if handler is None:
@@ -122,7 +144,15 @@ def perform(
 
 
 def _platform_action(
-    session: Session, *, config: Config, item: Item, action: str, argument: str | None, now: datetime, audit: Any
+    session: Session,
+    *,
+    config: Config,
+    item: Item,
+    action: Action,
+    argument: str | None,
+    now: datetime,
+    audit: Audit,
+    platform: PlatformCall,
 ) -> ActionResult:
     """Evidence first (committed, so a failed call keeps it), then the platform call, then the audit."""
     text, tell = argument, False
@@ -137,16 +167,12 @@ def _platform_action(
     evidence = snapshot(session, item=item, reason=action) if action in SNAPSHOT_BEFORE else None
     session.commit()
     account = config.account(item.account_id)
-    connector: Any = SOURCES[account.platform](account, account.watch[0])
+    connector = registry.SOURCES[account.platform](account, _watch_of(session, item, account))
     try:
-        if action == "delete" and tell and text:
-            connector.act(
-                "reply",
-                external_id=item.external_id,
-                raw=item.raw,
-                text=f"We have removed a comment because {text.rstrip('.')}.",
-            )
-        message = connector.act(action, external_id=item.external_id, raw=item.raw, text=text)
+        if action == Action.DELETE and tell and text:
+            note = f"We have removed a comment because {text.rstrip('.')}."
+            platform(connector, ActRequest(Action.REPLY, item.external_id, item.raw, note))
+        message = platform(connector, ActRequest(action, item.external_id, item.raw, text))
     except PlatformError as exc:
         return audit("failed", str(exc), error_kind=exc.kind.value, evidence_id=evidence.id if evidence else None)
     except Exception as exc:  # a bug or an odd answer: still audited, and the person gets a sentence
@@ -165,6 +191,25 @@ def _platform_action(
         item.status = "open" if item.needs_reply and not item.replied_at else "closed"
     session.add(item)
     return audit("ok", message, evidence_id=evidence.id if evidence else None, told_audience=tell)
+
+
+def _watch_of(session: Session, item: Item, account: AccountConfig) -> Watch:
+    """The watch target the item came from (its source row); a pushed item has none, so the
+    account's first target, which for a webhook platform is the page the delivery named."""
+    source = session.get(SourceRow, item.source_id) if item.source_id is not None else None
+    if source is not None:
+        return Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
+    return account.watch[0] if account.watch else Watch(url=account.id)
+
+
+def run_act(connector: Source, request: ActRequest) -> str:
+    """A platform action on a loop and client of its own, for callers with no running service."""
+
+    async def go() -> str:
+        async with httpx.AsyncClient(timeout=20, headers={"User-Agent": USER_AGENT}) as client:
+            return await connector.act(client, request)
+
+    return asyncio.run(go())
 
 
 def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Session) -> str | None:

@@ -186,3 +186,15 @@ def test_sqlite_path_is_beside_the_config_file_not_the_working_directory(
     monkeypatch.chdir("/")
     assert main(["queue", "--config", str(folder / "config.toml")]) == 0
     assert (folder / "data" / "hm.db").exists()
+
+
+def test_a_misspelt_facebook_credential_is_caught_before_polling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = BASE_CONFIG.format(db="x.db") + account_block("blog", [_feed(tmp_path)])
+    text += '\n[[accounts]]\nid = "fb"\nplatform = "facebook"\nmoderators = ["amira", "ben"]\nwatch = ["123"]\n'
+    text += 'credentials = { pagetoken = "NORTHGATE_FB_TOKEN" }\n'
+    rc, out = _check(tmp_path, text, capsys)
+    assert rc == 2
+    assert "accounts[1].credentials.pagetoken: not a credential this platform uses; check its spelling" in out
+    assert "accounts[1].credentials.page_token: required" in out
