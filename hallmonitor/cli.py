@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy import Engine
@@ -27,16 +28,19 @@ from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
 from hallmonitor.checks import readiness_problems
+from hallmonitor.doctor import Finding, config_findings, reach_accounts, send_tests, summary, token_expiry
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
 from handlers.deadline import reply_by, why_due
 from handlers.policy import ask, index_for
 from handlers.polling import PollSummary
 from handlers.triage import default_classifier
+from monitors.http import USER_AGENT
 from monitors.registry import load_config
 from storage.db import database_url, open_database, session_scope
 from storage.models import Item
 from storage.queries import open_items
+from storage.types import utcnow
 
 log = logging.getLogger("hallmonitor")
 DEFAULT_CONFIG = "config.toml"
@@ -98,6 +102,52 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(config.staff)} staff"
     )
     return 0
+
+
+async def _doctor_surface(config: Config, engine: Engine) -> tuple[ChatSurface | None, list[Finding]]:
+    """The surface the service would deliver with, and what its service says about our token."""
+    surface = config.chat.surface
+    if surface == "console":
+        return ConsoleSurface(), [Finding("ok", "chat", "console: cards are printed by `hallmonitor run`")]
+    if surface == "teams":
+        adapter, settings = make_adapter()
+        return TeamsSurface(engine, adapter, settings.APP_ID), []
+    try:
+        token, _, api_url = slack_settings()
+    except ConfigError as exc:
+        return None, [Finding("fail", "chat slack", exc.problems[0])]
+    client = web_client(token, api_url)
+    try:
+        me = await client.auth_test()
+    except Exception as exc:  # slack_sdk raises its own errors for a bad token or no network
+        return None, [Finding("fail", "chat slack", f"auth.test failed: {exc}")]
+    who = f"connected as {me.get('user')} in team {me.get('team_id')}"
+    return SlackSurface(client), [Finding("ok", "chat slack", who)]
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    config = _config(args)
+    engine = _open(config)
+
+    async def go() -> list[Finding]:
+        findings = config_findings(config)
+        async with httpx.AsyncClient(
+            timeout=config.service.http_timeout.total_seconds(), headers={"User-Agent": USER_AGENT}
+        ) as client:
+            findings += await reach_accounts(config, client)
+            findings += await token_expiry(config, client, now=utcnow())
+        surface, seen = await _doctor_surface(config, engine)
+        findings += seen
+        if args.send_test and surface is not None:
+            findings += await send_tests(config, surface)
+        return findings
+
+    findings = asyncio.run(go())
+    for finding in findings:
+        print(finding.line())
+    line, code = summary(findings)
+    print(line)
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -316,7 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-commands", action="store_true", help="do not read console commands from stdin")
     p.set_defaults(func=cmd_run, default_level="INFO")
     with_config(sub.add_parser("poll", help="one polling pass, then print a summary")).set_defaults(func=cmd_poll)
-    with_config(sub.add_parser("check-config", help="validate the config file")).set_defaults(func=cmd_check_config)
+    with_config(
+        sub.add_parser("check-config", help="validate the config file against what would break at run time")
+    ).set_defaults(func=cmd_check_config)
+    p = with_config(sub.add_parser("doctor", help="reach each platform and chat surface live (read-only)"))
+    p.add_argument(
+        "--send-test",
+        action="store_true",
+        help="also send a test card to each moderators' channel and a test DM to each DSL",
+    )
+    p.set_defaults(func=cmd_doctor)
     p = with_config(sub.add_parser("queue", help="open items"))
     p.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     p.add_argument("--school", help="only this school's items (a school id from the config)")
