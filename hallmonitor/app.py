@@ -17,7 +17,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.teams import HallMonitorTeamsBot, handle_request
-from hallmonitor import __version__
+from hallmonitor import __version__, teams_keys
 from hallmonitor.edge import BodyLimit, read_json
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
@@ -52,6 +52,8 @@ def create_app(
     teams: tuple[CloudAdapter, HallMonitorTeamsBot] | None = None,
 ) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
+    if teams is not None:
+        teams_keys.install()  # Bot Framework signing keys fetched off the event loop, with a timeout
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
