@@ -110,6 +110,7 @@ PollEvery = Annotated[Duration, _within(30 * _S, 7 * _D)]
 Silence = Annotated[Duration, _within(_H, 365 * _D)]
 Nudge = Annotated[Duration, _within(_M, 7 * _D)]
 Keep = Annotated[Duration, _within(_D, 36500 * _D)]
+Backfill = Annotated[Duration, _within(_H, 3650 * _D)]
 EnvName = Annotated[str, BeforeValidator(_env_name)]
 
 
@@ -259,6 +260,11 @@ class AccountConfig(_Strict):
     watch: list[Watch] = Field(default_factory=list)
     moderators: list[str] = Field(default_factory=list)
     poll_every: PollEvery = timedelta(minutes=5)
+    backfill: Backfill | None = Field(
+        None,
+        description="first poll only: items older than this are stored and triaged but not carded and get no "
+        "reply clock (safeguarding still reaches the DSL); unset: every item is carded",
+    )
     silent_after: Silence | None = Field(
         None, description="alert if nothing new arrives for this long (default: 3x the source's usual gap, min 2 days)"
     )
