@@ -37,6 +37,7 @@ from handlers.polling import PollSummary
 from handlers.triage import default_classifier
 from monitors.http import USER_AGENT
 from monitors.registry import load_config
+from storage import backup
 from storage.db import database_url, open_database, session_scope
 from storage.models import Item
 from storage.queries import open_items
@@ -148,6 +149,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     line, code = summary(findings)
     print(line)
     return code
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    config = _config(args)
+    made = backup.backup(backup.sqlite_file(database_url(config.database())), to=Path(args.to) if args.to else None)
+    print(f"backup written and checked: {made}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = _config(args)
+    database = backup.sqlite_file(database_url(config.database()))
+    if not args.yes:
+        raise HallMonitorError(
+            f"this replaces the database at {database} with {args.backup}; stop the service first, then add --yes"
+        )
+    kept = backup.restore(Path(args.backup), database)
+    _open(config).dispose()  # brings a backup from an older version up to this version's schema
+    print(f"restored {args.backup} into {database}" + (f"; the database it replaced is kept at {kept}" if kept else ""))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -376,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also send a test card to each moderators' channel and a test DM to each DSL",
     )
     p.set_defaults(func=cmd_doctor)
+    p = with_config(sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while running"))
+    p.add_argument("--to", help="a file or folder for the copy (default: backups/ beside the database)")
+    p.set_defaults(func=cmd_backup)
+    p = with_config(sub.add_parser("restore", help="replace the SQLite database with a backup (service stopped)"))
+    p.add_argument("backup", help="the backup file to restore")
+    p.add_argument("--yes", action="store_true", help="confirm: the current database is kept beside it, then replaced")
+    p.set_defaults(func=cmd_restore)
     p = with_config(sub.add_parser("queue", help="open items"))
     p.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     p.add_argument("--school", help="only this school's items (a school id from the config)")
