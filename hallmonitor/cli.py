@@ -375,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LOG_LEVEL", "WARNING"),
         help="DEBUG, INFO, WARNING or ERROR (default $LOG_LEVEL, or INFO for run and WARNING otherwise)",
     )
+    parser.add_argument("--env-file", help="read NAME=value secrets from this file first (the systemd EnvironmentFile)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -435,11 +436,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_env_file(path: str) -> None:
+    """NAME=value lines (blank lines and # comments skipped) into the environment, without overriding
+    what is already set: the same file systemd reads as the unit's EnvironmentFile."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise HallMonitorError(f"--env-file {path}: cannot be read ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise HallMonitorError(f"--env-file {path}: line {number} is not NAME=value")
+        os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = args.log_level if args.log_level != "WARNING" else getattr(args, "default_level", "WARNING")
     _setup_logging(level)
     try:
+        if args.env_file:
+            load_env_file(args.env_file)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print("Config problem(s):", file=sys.stderr)
