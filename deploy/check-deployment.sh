@@ -66,14 +66,16 @@ pass "4. check-config and doctor"
 
 # 5. The systemd unit's ExecStartPre and ExecStart, as written, with its environment.
 unit_line() { sed -n "s|^$1=||p" deploy/hallmonitor.service | sed "s|/opt/|$ROOT/opt/|g; s|--port 8000|--port $APP_PORT|"; }
+START_PRE=$(unit_line ExecStartPre); START=$(unit_line ExecStart)
+UNIT_ENV=$(sed -n 's|^Environment=||p' deploy/hallmonitor.service | sed "s|=/|=$ROOT/|")
 (
   set -a
   # shellcheck disable=SC1090
   . "$ENV_FILE"
-  eval "export $(sed -n 's|^Environment=||p' deploy/hallmonitor.service | sed "s|=/|=$ROOT/|")"
+  export "$UNIT_ENV"
   cd "$ROOT/var/lib/hallmonitor"
-  $(unit_line ExecStartPre) >/dev/null
-  exec $(unit_line ExecStart)
+  $START_PRE >/dev/null
+  exec $START
 ) >"$WORK/app.log" 2>&1 &
 APP_PID=$!
 for _ in $(seq 1 150); do
