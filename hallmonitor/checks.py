@@ -100,11 +100,6 @@ def _platform_schemas(config: Config, env: dict[str, str]) -> list[str]:
 def _secrets_set(config: Config, env: dict[str, str]) -> list[str]:
     problems = []
     for i, account in enumerate(config.accounts):
-        if account.platform == "webhook" and "secret" not in account.credentials:
-            problems.append(
-                f"accounts[{i}].credentials.secret: webhook account {account.id!r} needs a signing secret; "
-                'add credentials = { secret = "NAME_OF_AN_ENVIRONMENT_VARIABLE" }'
-            )
         for key, variable in account.credentials.items():
             if not env.get(variable):
                 problems.append(

@@ -192,7 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"health at http://{args.host}:{args.port}/healthz",
             flush=True,
         )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # idle keep-alive connections are closed after 5 s; bodies have their own read timeout (hallmonitor.edge)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
     return 0
 
 

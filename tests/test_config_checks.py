@@ -70,15 +70,22 @@ def test_slack_fully_wired_is_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert readiness_problems(load_config(_write(tmp_path, text))) == []
 
 
-def test_teams_without_tokens_is_refused(tmp_path: Path) -> None:
+def test_teams_without_tokens_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = BASE_CONFIG.format(db="x.db").replace('surface = "console"', 'surface = "teams"')
     text = text.replace('roles = ["', 'teams_user = "aad"\nroles = ["')
     text += account_block("blog", [_feed(tmp_path)]) + 'channel = { teams = "19:x@thread.tacv2" }\n'
-    problems = readiness_problems(load_config(_write(tmp_path, text)), env={})
-    assert problems == [
+    rc, out = _check(tmp_path, text, capsys)
+    assert rc == 2
+    assert (
         'config.toml: chat.surface: "teams" needs the environment variable(s) MICROSOFT_APP_ID, '
         "MICROSOFT_APP_PASSWORD; set them in the service's environment file (README: Deployment)"
-    ]
+    ) in out
+    assert (
+        readiness_problems(
+            load_config(tmp_path / "config.toml"), env={"MICROSOFT_APP_ID": "a", "MICROSOFT_APP_PASSWORD": "p"}
+        )
+        == []
+    )
 
 
 def test_missing_policy_and_missing_local_feed_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,14 +101,16 @@ def test_missing_policy_and_missing_local_feed_files(tmp_path: Path, capsys: pyt
     assert rc == 0 and "OK" in out
 
 
-def test_credentials_must_be_set_and_webhooks_need_a_secret(tmp_path: Path) -> None:
+def test_credentials_must_be_set_and_webhooks_need_a_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = BASE_CONFIG.format(db="x.db") + account_block("blog", [_feed(tmp_path)])
     text += '\n[[accounts]]\nid = "form"\nplatform = "webhook"\nmoderators = ["amira", "ben"]\n'
+    text += 'credentials = { secret = "FORM_SECRET" }\n'
     text += '\n[[accounts]]\nid = "fb"\nplatform = "facebook"\nmoderators = ["amira", "ben"]\nwatch = ["123"]\n'
     text += 'credentials = { page_token = "NORTHGATE_FB_TOKEN" }\n'
-    problems = "\n".join(readiness_problems(load_config(_write(tmp_path, text)), env={}))
-    assert "accounts[1].credentials.secret: webhook account 'form' needs a signing secret" in problems
-    assert "accounts[2].credentials.page_token: the environment variable NORTHGATE_FB_TOKEN is not set" in problems
+    rc, out = _check(tmp_path, text, capsys)
+    assert rc == 2
+    assert "accounts[1].credentials.secret: the environment variable FORM_SECRET is not set" in out
+    assert "accounts[2].credentials.page_token: the environment variable NORTHGATE_FB_TOKEN is not set" in out
 
 
 @pytest.mark.parametrize(
