@@ -18,6 +18,7 @@ from bot.cards import item_card
 from core.chat import Button, Card, ChatSurface, Notification
 from core.config import AccountConfig, Config, Role, StaffConfig
 from core.errors import HallMonitorError
+from handlers.reports.delivery import PERSONAL_KINDS
 from storage.models import Item, Outbox
 from storage.queries import mark_outbox, pending_outbox
 
@@ -70,6 +71,8 @@ def recipients(config: Config, *, school_id: str, audience: str, account_id: str
 
 
 def build_note(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+    if row.kind in PERSONAL_KINDS:
+        return PERSONAL_KINDS[row.kind](session, config=config, row=row, surface=surface, now=now)
     item = session.get(Item, row.item_id) if row.item_id else None
     if item is None:
         card = Card(

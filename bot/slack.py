@@ -208,7 +208,12 @@ class SlackSurface:
             )
         for person in people:
             opened = await self.client.conversations_open(users=person.slack_user)
-            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, blocks=blocks)
+            channel = opened["channel"]["id"]
+            await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            for file in note.attachments:  # charts and records: direct messages only
+                await self.client.files_upload_v2(
+                    channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+                )
 
 
 class _Seen:
@@ -320,7 +325,9 @@ def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: st
             text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
             await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral")
             return
-        reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
+        reply = await asyncio.to_thread(
+            chat.command, service, staff=staff, verb=verb.lower(), text=rest, surface="slack"
+        )
         await respond(text=reply, response_type="ephemeral")
 
     @app.action(re.compile(r"^hm_ask_\d+$"))

@@ -28,6 +28,7 @@ from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
 from hallmonitor.checks import readiness_problems
+from hallmonitor.cli_records import add_commands
 from hallmonitor.doctor import Finding, config_findings, reach_accounts, send_tests, summary, token_expiry
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
@@ -434,7 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="figures as JSON")
     p.add_argument("--quiet", action="store_true", help="figures only, without the misses")
     p.set_defaults(func=cmd_score)
+    add_commands(sub, _with_database, with_config)
     return parser
+
+
+def _with_database(func: Callable[[argparse.Namespace, Config, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """A command handler given the config and an open, migrated database."""
+
+    def run(args: argparse.Namespace) -> int:
+        config = _config(args)
+        return func(args, config, _open(config))
+
+    return run
 
 
 def load_env_file(path: str) -> None:

@@ -53,6 +53,10 @@ class ActionResult:
 PlatformCall = Callable[[Source, ActRequest], str]
 
 
+class Refused(Exception):
+    """An action handler's refusal; its message is the sentence the person sees (and is audited)."""
+
+
 class Audit(Protocol):
     def __call__(self, outcome: str, message: str, **detail: object) -> ActionResult: ...
 
@@ -136,9 +140,10 @@ def perform(
     handler = _HANDLERS.get(action)
     if handler is None:
         return audit("refused", f"Unknown action {action!r}.")
-    message = handler(session, config=config, item=item, actor=actor, now=now, argument=argument)
-    if message.startswith("!"):
-        return audit("refused", message[1:])
+    try:
+        message = handler(session, config=config, item=item, actor=actor, now=now, argument=argument)
+    except Refused as exc:
+        return audit("refused", str(exc))
     session.add(item)
     return audit("ok", message)
 
@@ -252,7 +257,7 @@ def _recategorise(
 ) -> str:
     category = (argument or "").strip().lower()
     if category not in CATEGORIES:
-        return f"!Say which category: {', '.join(CATEGORIES)}."
+        raise Refused(f"Say which category: {', '.join(CATEGORIES)}.")
     verdict = verdict_for(category, [f"re-categorised by {actor}"], decided_by=actor)
     assert item.id is not None
     session.add(
@@ -286,7 +291,7 @@ def _recategorise(
 
 def _not_abuse(session: Session, *, item: Item, actor: str, now: datetime, **kw: object) -> str:
     if item.category != "abuse":
-        return "!Only items triaged as abuse can be marked not abuse."
+        raise Refused("Only items triaged as abuse can be marked not abuse.")
     for esc in open_escalations(session, item_id=item.id):
         if esc.target == "slt":
             esc.acknowledged_at, esc.acknowledged_by = now, actor
@@ -314,7 +319,9 @@ def _ack_escalation(session: Session, *, config: Config, item: Item, actor: str,
             esc.acknowledged_at, esc.acknowledged_by = now, actor
             session.add(esc)
             done.append(esc)
-    return f"Escalation acknowledged by {actor}." if done else "!Nothing to acknowledge."
+    if not done:
+        raise Refused("Nothing to acknowledge.")
+    return f"Escalation acknowledged by {actor}."
 
 
 _HANDLERS = {
