@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,20 +27,67 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
+from core.messages import plain
 
-_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_ID = re.compile(r"[^\W_][\w-]{0,62}")  # letters of any language (siân, zoë), digits, "-" and "_"
+_DURATION = re.compile(r"^\s*(-?\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SHORT = {"seconds": "s", "minutes": "m", "hours": "h", "days": "d"}
 
 
 def _parse_duration(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError('must be a duration with a unit, like "30s", "5m", "2h" or "1d"')
+    if isinstance(value, int | float):
+        raise ValueError(
+            f'{value} has no unit; write "{value}s" for seconds, "{value}m" for minutes or "{value}h" for hours'
+        )
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise ValueError(f'{value!r} is not a duration; write it like "30s", "5m", "2h" or "1d"')
+        if int(match.group(1)) <= 0:
+            raise ValueError(f"{value!r} must be longer than zero")
         return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
+    return value
+
+
+def _show(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f'"{seconds // size}{unit}"'
+    return f'"{seconds}s"'
+
+
+def _within(low: timedelta, high: timedelta) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(f"{_show(value)} is out of range; use between {_show(low)} and {_show(high)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _env_name(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise ValueError(
+            f"{value!r} is not an environment variable's name: use capitals, digits and '_', "
+            'like "NORTHGATE_FB_TOKEN"; the secret itself goes in the environment, never in this file'
+        )
+    return value
+
+
+def _ident(value: Any) -> Any:
+    if isinstance(value, str) and not _ID.fullmatch(value):
+        hint = value.strip().lower().replace(" ", "-")
+        fix = f'; for example "{hint}"' if _ID.fullmatch(hint) else ""
+        raise ValueError(
+            f"{value!r} is not an id: use lower-case letters, digits, '-' or '_', starting with a letter or digit, "
+            f"at most 63 characters{fix}"
+        )
+    if isinstance(value, str) and value != value.lower():
+        raise ValueError(f"{value!r} is not an id: use lower case, like {value.lower()!r}")
     return value
 
 
@@ -55,8 +102,16 @@ def _parse_clock(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
-Ident = Annotated[str, Field(pattern=_ID)]
-EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="an environment variable's name")]
+Ident = Annotated[str, BeforeValidator(_ident)]
+_S, _M, _H, _D = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+Tick = Annotated[Duration, _within(_S, 10 * _M)]
+Timeout = Annotated[Duration, _within(_S, 5 * _M)]
+PollEvery = Annotated[Duration, _within(30 * _S, 7 * _D)]
+Silence = Annotated[Duration, _within(_H, 365 * _D)]
+Nudge = Annotated[Duration, _within(_M, 7 * _D)]
+Keep = Annotated[Duration, _within(_D, 36500 * _D)]
+Backfill = Annotated[Duration, _within(_H, 3650 * _D)]
+EnvName = Annotated[str, BeforeValidator(_env_name)]
 
 
 class Nation(StrEnum):
@@ -89,9 +144,15 @@ class ChatConfig(_Strict):
 
 class ServiceConfig(_Strict):
     database_url: str = Field("sqlite:///hallmonitor.db", description="overridden by $DATABASE_URL")
-    tick: Duration = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
+    tick: Tick = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
     max_concurrent_polls: int = Field(8, ge=1, le=256)
-    http_timeout: Duration = timedelta(seconds=20)
+    http_timeout: Timeout = timedelta(seconds=20)
+    max_request_bytes: int = Field(
+        1_000_000, ge=1024, le=100_000_000, description="larger request bodies are refused (413) unread"
+    )
+    request_read_timeout: Timeout = Field(
+        timedelta(seconds=10), description="a client that stalls this long mid-body is answered 408"
+    )
     public_url: str | None = Field(
         None, description="where staff reach this service, for web-view links (e.g. https://hm.example.sch.uk)"
     )
@@ -132,12 +193,12 @@ class RetentionConfig(_Strict):
     Defaults are stated in the README; items under legal hold are never touched.
     """
 
-    items: Duration = Field(timedelta(days=365), description="routine items (never escalated): then anonymised")
-    evidence: Duration = Field(
+    items: Keep = Field(timedelta(days=365), description="routine items (never escalated): then anonymised")
+    evidence: Keep = Field(
         timedelta(days=2190), description="escalated items and evidence snapshots: then anonymised / deleted"
     )
-    audit: Duration = Field(timedelta(days=2190), description="audit rows: then deleted")
-    webhooks: Duration = Field(timedelta(days=30), description="raw webhook deliveries: then deleted")
+    audit: Keep = Field(timedelta(days=2190), description="audit rows: then deleted")
+    webhooks: Keep = Field(timedelta(days=30), description="raw webhook deliveries: then deleted")
     purge_at: ClockTime = Field(time(2, 30), description="school time of the nightly purge")
 
 
@@ -147,8 +208,8 @@ class SchoolConfig(_Strict):
     nation: Nation = Nation.ENGLAND
     timezone: str = "Europe/London"
     working_day_end: ClockTime = time(17, 0)
-    reminder_before: Duration = Field(timedelta(hours=2), description="remind moderators this long before reply-by")
-    escalation_reping: Duration = Field(
+    reminder_before: Nudge = Field(timedelta(hours=2), description="remind moderators this long before reply-by")
+    escalation_reping: Nudge = Field(
         timedelta(minutes=30), description="re-ping, widened to all SLT and the DSL, if an escalation is unacknowledged"
     )
     policy: str | None = Field(None, description="path to the school's social media policy")
@@ -198,8 +259,13 @@ class AccountConfig(_Strict):
     name: str | None = None
     watch: list[Watch] = Field(default_factory=list)
     moderators: list[str] = Field(default_factory=list)
-    poll_every: Duration = timedelta(minutes=5)
-    silent_after: Duration | None = Field(
+    poll_every: PollEvery = timedelta(minutes=5)
+    backfill: Backfill | None = Field(
+        None,
+        description="first poll only: items older than this are stored and triaged but not carded and get no "
+        "reply clock (safeguarding still reaches the DSL); unset: every item is carded",
+    )
+    silent_after: Silence | None = Field(
         None, description="alert if nothing new arrives for this long (default: 3x the source's usual gap, min 2 days)"
     )
     credentials: dict[str, str] = Field(
@@ -262,6 +328,15 @@ class Config(_Strict):
     def staff_with_role(self, school_id: str, role: Role) -> list[StaffConfig]:
         return [s for s in self.staff if role in s.roles and self.school_of(s).id == school_id]
 
+    def database(self) -> str:
+        """`service.database_url`, with a relative SQLite file resolved against the config file's folder
+        (so a job started from another directory finds the same database)."""
+        url = self.service.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != prefix + ":memory:":
+            return prefix + str(self.resolve_path(url.removeprefix(prefix)))
+        return url
+
     def resolve_path(self, value: str) -> Path:
         """Paths in the file are relative to the file, not to the working directory."""
         path = Path(value).expanduser()
@@ -270,20 +345,25 @@ class Config(_Strict):
         return path
 
 
+Indexed = list[tuple[int, Any]]
+
+
 def _cross_problems(cfg: Config) -> list[str]:
-    """Checks that span sections; each line is `path: what is wrong; the fix`."""
+    """Checks that span sections, on a whole validated config."""
+    return cross_problems(list(enumerate(cfg.schools)), list(enumerate(cfg.staff)), list(enumerate(cfg.accounts)))
+
+
+def cross_problems(schools: Indexed, staff: Indexed, accounts: Indexed) -> list[str]:
+    """Checks that span sections; each line is `path: what is wrong; the fix`. Entries are
+    (index in the file, entry) so a file with other mistakes still gets every cross check."""
     problems: list[str] = []
-    school_ids = [s.id for s in cfg.schools]
-    _duplicates(problems, "schools", school_ids)
-    _duplicates(problems, "staff", [s.id for s in cfg.staff])
-    _duplicates(problems, "accounts", [a.id for a in cfg.accounts])
+    school_ids = [s.id for _, s in schools]
+    _duplicates(problems, "schools", schools)
+    _duplicates(problems, "staff", staff)
+    _duplicates(problems, "accounts", accounts)
     multi = len(school_ids) > 1
-    sections: list[tuple[str, Sequence[StaffConfig | AccountConfig]]] = [
-        ("staff", cfg.staff),
-        ("accounts", cfg.accounts),
-    ]
-    for section, entries in sections:
-        for i, entry in enumerate(entries):
+    for section, entries in (("staff", staff), ("accounts", accounts)):
+        for i, entry in entries:
             if entry.school is None and multi:
                 problems.append(
                     f"{section}[{i}].school: required when the file lists several schools; "
@@ -293,34 +373,44 @@ def _cross_problems(cfg: Config) -> list[str]:
                 problems.append(
                     f"{section}[{i}].school: no school has id {entry.school!r}; use one of {', '.join(school_ids)}"
                 )
-    staff = {s.id: s for s in cfg.staff}
-    for i, account in enumerate(cfg.accounts):
-        where = f"accounts[{i}]"
-        unknown = [m for m in account.moderators if m not in staff]
-        not_mods = [m for m in account.moderators if m in staff and Role.MODERATOR not in staff[m].roles]
-        if unknown:
+    first = school_ids[0] if school_ids else None
+    for i, school in schools:
+        dsls = [p for _, p in staff if Role.DSL in p.roles and (p.school or first) == school.id]
+        if not dsls:
             problems.append(
-                f"{where}.moderators: {', '.join(unknown)} not listed under [[staff]]; add them or fix the id"
+                f"schools[{i}]: school {school.id!r} has no designated safeguarding lead, so safeguarding "
+                'escalations would reach nobody; add a [[staff]] entry with roles = ["dsl"]'
+                + (f' and school = "{school.id}"' if multi else "")
             )
-        if not_mods:
-            problems.append(
-                f'{where}.moderators: {", ".join(not_mods)} lack the "moderator" role; add it to their roles'
-            )
-        named = sorted(set(account.moderators))
-        if len(named) < 2:
-            problems.append(
-                f"{where}.moderators: account {account.id!r} names {len(named)} moderator(s); the policy needs at "
-                'least two trained staff per account: add another staff id with the "moderator" role'
-            )
+    by_id = {p.id: p for _, p in staff}
+    for i, account in accounts:
+        problems += _moderator_problems(f"accounts[{i}]", account, by_id)
     return problems
 
 
-def _duplicates(problems: list[str], section: str, ids: list[str]) -> None:
+def _moderator_problems(where: str, account: AccountConfig, staff: dict[str, StaffConfig]) -> list[str]:
+    problems: list[str] = []
+    unknown = [m for m in account.moderators if m not in staff]
+    not_mods = [m for m in account.moderators if m in staff and Role.MODERATOR not in staff[m].roles]
+    if unknown:
+        problems.append(f"{where}.moderators: {', '.join(unknown)} not listed under [[staff]]; add them or fix the id")
+    if not_mods:
+        problems.append(f'{where}.moderators: {", ".join(not_mods)} lack the "moderator" role; add it to their roles')
+    named = sorted(set(account.moderators))
+    if len(named) < 2:
+        problems.append(
+            f"{where}.moderators: account {account.id!r} names {len(named)} moderator(s); the policy needs at "
+            'least two trained staff per account: add another staff id with the "moderator" role'
+        )
+    return problems
+
+
+def _duplicates(problems: list[str], section: str, entries: Indexed) -> None:
     seen: set[str] = set()
-    for i, ident in enumerate(ids):
-        if ident in seen:
-            problems.append(f"{section}[{i}].id: {ident!r} is used twice; ids must be unique")
-        seen.add(ident)
+    for i, entry in entries:
+        if entry.id in seen:
+            problems.append(f"{section}[{i}].id: {entry.id!r} is used twice; ids must be unique")
+        seen.add(entry.id)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -333,27 +423,70 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
-    """Validate already-parsed TOML; raise ConfigError with one line per problem.
+_SECTIONS: dict[str, type[_Strict]] = {"schools": SchoolConfig, "staff": StaffConfig, "accounts": AccountConfig}
+_TABLES: dict[str, type[_Strict]] = {"service": ServiceConfig, "chat": ChatConfig}
 
-    This checks the file's own shape and cross-references; what each platform accepts
-    (its name, watch targets and credentials) is checked by `monitors.registry`."""
-    name = path.name if path else "config"
+
+def _validate(model: type[_Strict], raw: Any, where: tuple[int | str, ...], problems: list[str]) -> Any:
+    """One entry validated on its own, its problems appended as plain sentences. An entry with
+    mistakes comes back as far as it can be read (its bad keys left out) so the cross checks
+    neither lose it nor report it twice; None if not even its id can be read."""
     try:
-        return Config.model_validate({**data, "path": path})
-    except ConfigError as exc:
-        raise ConfigError([f"{name}: {p}" for p in exc.problems]) from None
+        return model.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key; check its spelling against config.example.toml"
-            elif err["type"] == "missing":
-                msg = "required; add it"
-            lines.append(f"{name}: {_loc(loc)}: {msg}")
-        raise ConfigError(lines) from None
+        errors = exc.errors()
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        problems.append(f"{_loc(where + loc)}: {plain(dict(err))}")
+    if not isinstance(raw, dict) or where[0] not in _SECTIONS:
+        return None
+    bad = {err["loc"][0] for err in errors if err["loc"]}
+    clean = {k: v for k, v in raw.items() if k not in bad and k in model.model_fields}
+    if isinstance(raw.get("roles"), list):  # keep the roles that are right: a DSL with a typo elsewhere is a DSL
+        clean["roles"] = [Role(r) for r in raw["roles"] if r in Role._value2member_map_]
+    if not isinstance(clean.get("id"), str):
+        return None
+    for listed in ("roles", "moderators"):
+        if listed in model.model_fields:
+            clean.setdefault(listed, [])
+    try:
+        return model.model_validate(clean)
+    except ValidationError:
+        return model.model_construct(**clean)
+
+
+def parse_config(data: dict[str, Any], *, path: Path | None = None) -> Config:
+    """Validate already-parsed TOML; raise ConfigError with one line per problem, every problem
+    in the file at once (each entry is checked on its own, then the cross checks run on what
+    could be read).
+
+    What each platform accepts (its name, watch targets and credentials) is checked by
+    `monitors.registry`."""
+    name = path.name if path else "config"
+    problems: list[str] = []
+    for key in data:
+        if key not in _SECTIONS and key not in _TABLES:
+            problems.append(f"{key}: unknown section; check its spelling against config.example.toml")
+    for key, model in _TABLES.items():
+        if key in data:
+            _validate(model, data[key], (key,), problems)
+    read: dict[str, Indexed] = {}
+    for key, model in _SECTIONS.items():
+        rows = data.get(key, [])
+        if not isinstance(rows, list):
+            problems.append(f"{key}: must be a list of [[{key}]] blocks")
+            rows = []
+        read[key] = []
+        for i, row in enumerate(rows):
+            entry = _validate(model, row, (key, i), problems)
+            if entry is not None:
+                read[key].append((i, entry))
+    if not data.get("schools"):
+        problems.append("schools: required; add a [[schools]] block with an id and a name")
+    problems += cross_problems(read["schools"], read["staff"], read["accounts"])
+    if problems:
+        raise ConfigError([f"{name}: {p}" for p in problems])
+    return Config.model_validate({**data, "path": path})
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,11 +18,31 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.teams import HallMonitorTeamsBot, handle_request
 from bot.web import web_router
-from hallmonitor import __version__
+from hallmonitor import __version__, teams_keys
+from hallmonitor.edge import BodyLimit, read_json
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
 
 log = logging.getLogger(__name__)
+HEALTH_TOKEN = "HALLMONITOR_HEALTH_TOKEN"
+
+
+def _bearer_ok(header: str | None) -> bool:
+    """True when the request carries the health token from the environment (never when it is unset)."""
+    expected = os.environ.get(HEALTH_TOKEN, "")
+    given = (header or "").removeprefix("Bearer ").strip()
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
+def _slack_headers_ok(request: Request) -> bool:
+    """Slack's signature headers in the shape Slack sends (digits; v0= and hex), checked before bolt
+    so a malformed one is a 401, never a crash inside the verifier."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    hexdigits = set("0123456789abcdef")
+    return (
+        timestamp.isascii() and timestamp.isdigit() and signature.startswith("v0=") and set(signature[3:]) <= hexdigits
+    )
 
 
 def create_app(
@@ -31,6 +53,8 @@ def create_app(
     teams: tuple[CloudAdapter, HallMonitorTeamsBot] | None = None,
 ) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
+    if teams is not None:
+        teams_keys.install()  # Bot Framework signing keys fetched off the event loop, with a timeout
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,13 +66,29 @@ def create_app(
         finally:
             await service.stop()
 
-    app = FastAPI(title="Hall Monitor", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Hall Monitor",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.service = service
+    app.add_middleware(
+        BodyLimit,
+        limit=service.config.service.max_request_bytes,
+        read_timeout=service.config.service.request_read_timeout.total_seconds(),
+    )
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        """Always 200 while the process lives; the body says what is failing."""
-        return {"version": __version__, **service.health()}
+    def healthz(request: Request) -> dict[str, Any]:
+        """Always 200 while the process lives. Anyone sees the status; the sources and their errors
+        only with `Authorization: Bearer $HALLMONITOR_HEALTH_TOKEN`."""
+        health = service.health()
+        if _bearer_ok(request.headers.get("Authorization")):
+            return {"version": __version__, **health}
+        return {"status": health["status"]}
 
     webhooks = webhook_router(service)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
@@ -62,6 +102,8 @@ def create_app(
         @app.post("/slack/events")
         async def slack_events(request: Request) -> Any:
             """Events, interactivity and slash commands; bolt verifies the signature (401 if bad)."""
+            if not _slack_headers_ok(request):
+                return JSONResponse({"error": "invalid request signature"}, status_code=401)
             return await slack_handler.handle(request)
     else:
 
@@ -83,11 +125,16 @@ def create_app(
                 status_code=503,
             )
         try:
-            body = await request.json()
+            body = read_json(await request.body())
         except ValueError:
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "body is not a Bot Framework activity (a JSON object)"}, status_code=400)
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.isascii():
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
         adapter, bot = teams
-        status, payload = await handle_request(adapter, bot, body, request.headers.get("Authorization", ""))
+        status, payload = await handle_request(adapter, bot, body, authorization)
         return Response(status_code=status) if payload is None else JSONResponse(payload, status_code=status)
 
     @app.exception_handler(Exception)

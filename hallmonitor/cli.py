@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy import Engine
@@ -26,20 +27,26 @@ from core.chat import ChatSurface
 from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
+from hallmonitor.checks import readiness_problems
 from hallmonitor.cli_records import add_commands
+from hallmonitor.doctor import Finding, config_findings, reach_accounts, send_tests, summary, token_expiry
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
 from handlers.deadline import reply_by, why_due
 from handlers.policy import ask, index_for
 from handlers.polling import PollSummary
 from handlers.triage import default_classifier
-from monitors.registry import credential_problems, load_config
+from monitors.http import USER_AGENT
+from monitors.registry import load_config
+from storage import backup
 from storage.db import database_url, open_database, session_scope
 from storage.models import Item
 from storage.queries import open_items
+from storage.types import utcnow
 
 log = logging.getLogger("hallmonitor")
 DEFAULT_CONFIG = "config.toml"
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def _setup_logging(level: str) -> None:
@@ -58,7 +65,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _open(config: Config) -> Engine:
 
-    return open_database(database_url(config.service.database_url))
+    return open_database(database_url(config.database()))
 
 
 def _surface(config: Config) -> ChatSurface:
@@ -89,18 +96,79 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """The file's own rules and each platform's watch schema (as at start-up), plus each account's
     credentials against its platform's schema; unset environment variables are only noted."""
     config = _config(args)
-    name = config.path.name if config.path else "config"
-    problems = credential_problems(config)
+    problems = readiness_problems(config)
     if problems:
-        raise ConfigError([f"{name}: {p}" for p in problems])
+        raise ConfigError(problems)
     print(
         f"{config.path}: OK: {len(config.schools)} school(s), {len(config.accounts)} account(s), "
         f"{len(config.staff)} staff"
     )
-    for account in config.accounts:
-        missing = [env for env in account.credentials.values() if not os.environ.get(env)]
-        if missing:
-            print(f"  note: accounts {account.id}: environment variable(s) {', '.join(missing)} not set yet")
+    return 0
+
+
+async def _doctor_surface(config: Config, engine: Engine) -> tuple[ChatSurface | None, list[Finding]]:
+    """The surface the service would deliver with, and what its service says about our token."""
+    surface = config.chat.surface
+    if surface == "console":
+        return ConsoleSurface(), [Finding("ok", "chat", "console: cards are printed by `hallmonitor run`")]
+    if surface == "teams":
+        adapter, settings = make_adapter()
+        return TeamsSurface(engine, adapter, settings.APP_ID), []
+    try:
+        token, _, api_url = slack_settings()
+    except ConfigError as exc:
+        return None, [Finding("fail", "chat slack", exc.problems[0])]
+    client = web_client(token, api_url)
+    try:
+        me = await client.auth_test()
+    except Exception as exc:  # slack_sdk raises its own errors for a bad token or no network
+        return None, [Finding("fail", "chat slack", f"auth.test failed: {exc}")]
+    who = f"connected as {me.get('user')} in team {me.get('team_id')}"
+    return SlackSurface(client), [Finding("ok", "chat slack", who)]
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    config = _config(args)
+    engine = _open(config)
+
+    async def go() -> list[Finding]:
+        findings = config_findings(config)
+        async with httpx.AsyncClient(
+            timeout=config.service.http_timeout.total_seconds(), headers={"User-Agent": USER_AGENT}
+        ) as client:
+            findings += await reach_accounts(config, client)
+            findings += await token_expiry(config, client, now=utcnow())
+        surface, seen = await _doctor_surface(config, engine)
+        findings += seen
+        if args.send_test and surface is not None:
+            findings += await send_tests(config, surface)
+        return findings
+
+    findings = asyncio.run(go())
+    for finding in findings:
+        print(finding.line())
+    line, code = summary(findings)
+    print(line)
+    return code
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    config = _config(args)
+    made = backup.backup(backup.sqlite_file(database_url(config.database())), to=Path(args.to) if args.to else None)
+    print(f"backup written and checked: {made}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = _config(args)
+    database = backup.sqlite_file(database_url(config.database()))
+    if not args.yes:
+        raise HallMonitorError(
+            f"this replaces the database at {database} with {args.backup}; stop the service first, then add --yes"
+        )
+    kept = backup.restore(Path(args.backup), database)
+    _open(config).dispose()  # brings a backup from an older version up to this version's schema
+    print(f"restored {args.backup} into {database}" + (f"; the database it replaced is kept at {kept}" if kept else ""))
     return 0
 
 
@@ -125,7 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"health at http://{args.host}:{args.port}/healthz",
             flush=True,
         )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # idle keep-alive connections are closed after 5 s; bodies have their own read timeout (hallmonitor.edge)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
     return 0
 
 
@@ -144,12 +213,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
     print(summary.line())
     for error in summary.errors:
         print(f"  failed: {error}")
-    return 0
+    return 1 if summary.errors else 0
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
 
     config = _config(args)
+    if args.school and args.school not in {s.id for s in config.schools}:
+        known = ", ".join(s.id for s in config.schools)
+        raise HallMonitorError(f"no school has id {args.school!r} in {config.path}; use one of {known}")
     engine = _open(config)
     with session_scope(engine) as session:
         rows = [_queue_row(config, item) for item in open_items(session, school_id=args.school)]
@@ -190,25 +262,33 @@ def _map_jsonl(field: str, name: str, process: Callable[[list[dict[str, Any]]], 
     """Read JSON lines from stdin, process the good ones in one batch, write one line per input
     line in order (a line that cannot be read gets an error line). Exit 1 if any line failed."""
     rows: list[dict[str, Any] | str] = []
-    for line in sys.stdin:
+    numbers: list[int] = []
+    for number, line in enumerate(sys.stdin, 1):
         if not line.strip():
             continue
+        numbers.append(number)
         try:
             row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get(field), str):
-                raise ValueError(f'each line needs {{"id": ..., "{field}": "..."}}')
+        except (json.JSONDecodeError, RecursionError):
+            rows.append(f"line {number} is not JSON")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get(field), str):
+            rows.append(f'line {number}: each line needs {{"id": ..., "{field}": "..."}}')
+        else:
             rows.append(row)
-        except (json.JSONDecodeError, ValueError) as exc:
-            rows.append(str(exc))
     good = [r for r in rows if isinstance(r, dict)]
     results = iter(process(good))
-    for n, row in enumerate(rows, 1):
-        out = {"id": row.get("id"), **next(results)} if isinstance(row, dict) else {"id": None, "line": n, "error": row}
+    bad = []
+    for number, row in zip(numbers, rows, strict=True):
+        if isinstance(row, dict):
+            out = {"id": row.get("id"), **next(results)}
+        else:
+            out = {"id": None, "line": number, "error": row}
+            bad.append(str(number))
         print(json.dumps(out, ensure_ascii=False), flush=True)
-    failed = len(rows) - len(good)
-    if failed:
-        print(f"hallmonitor {name}: {failed} line(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
+    if bad:
+        print(f"hallmonitor {name}: {len(bad)} line(s) could not be read: line {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
@@ -230,6 +310,10 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     if received.tzinfo is None:
         raise HallMonitorError(
             f"--received {args.received!r} has no UTC offset; add one, e.g. 2026-03-28T10:00:00+00:00 or ...Z"
+        )
+    if not FIRST_YEAR <= received.year <= LAST_YEAR:
+        raise HallMonitorError(
+            f"--received {args.received!r} is outside {FIRST_YEAR}-{LAST_YEAR}, the years whose bank holidays are known"
         )
     due = reply_by(received, nation=args.region)
     print(json.dumps({"received": received.isoformat(), "reply_by": due.isoformat()}))
@@ -288,7 +372,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hallmonitor", description="Keeps a school's social media safe and answered.")
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING or ERROR (default $LOG_LEVEL, or INFO for run and WARNING otherwise)",
+    )
+    parser.add_argument("--env-file", help="read NAME=value secrets from this file first (the systemd EnvironmentFile)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -296,37 +385,55 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_config(sub.add_parser("run", help="web app + scheduler"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="port (default $PORT or 8000)")
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (default $HOST or 127.0.0.1)")
     p.add_argument("--no-commands", action="store_true", help="do not read console commands from stdin")
     p.set_defaults(func=cmd_run, default_level="INFO")
     with_config(sub.add_parser("poll", help="one polling pass, then print a summary")).set_defaults(func=cmd_poll)
-    with_config(sub.add_parser("check-config", help="validate the config file")).set_defaults(func=cmd_check_config)
+    with_config(
+        sub.add_parser("check-config", help="validate the config file against what would break at run time")
+    ).set_defaults(func=cmd_check_config)
+    p = with_config(sub.add_parser("doctor", help="reach each platform and chat surface live (read-only)"))
+    p.add_argument(
+        "--send-test",
+        action="store_true",
+        help="also send a test card to each moderators' channel and a test DM to each DSL",
+    )
+    p.set_defaults(func=cmd_doctor)
+    p = with_config(sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while running"))
+    p.add_argument("--to", help="a file or folder for the copy (default: backups/ beside the database)")
+    p.set_defaults(func=cmd_backup)
+    p = with_config(sub.add_parser("restore", help="replace the SQLite database with a backup (service stopped)"))
+    p.add_argument("backup", help="the backup file to restore")
+    p.add_argument("--yes", action="store_true", help="confirm: the current database is kept beside it, then replaced")
+    p.set_defaults(func=cmd_restore)
     p = with_config(sub.add_parser("queue", help="open items"))
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--school")
+    p.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    p.add_argument("--school", help="only this school's items (a school id from the config)")
     p.set_defaults(func=cmd_queue)
     p = sub.add_parser("triage", help="triage JSON lines from stdin")
-    p.add_argument("--jsonl", action="store_true", required=True)
+    p.add_argument("--jsonl", action="store_true", required=True, help='read {"id","text"} lines; one verdict a line')
     p.set_defaults(func=cmd_triage)
     p = sub.add_parser("deadline", help="reply-by time for a received time")
-    p.add_argument("--received", required=True)
-    p.add_argument("--region", choices=[n.value for n in Nation], default="england")
+    p.add_argument("--received", required=True, help="when the comment arrived, ISO 8601 with an offset")
+    p.add_argument(
+        "--region", choices=[n.value for n in Nation], default="england", help="whose bank holidays (default england)"
+    )
     p.add_argument("--explain", action="store_true", help="say why on stderr")
     p.set_defaults(func=cmd_deadline)
     p = with_config(sub.add_parser("ask", help="answer a question from a school's social media policy"))
-    p.add_argument("question", nargs="*")
+    p.add_argument("question", nargs="*", help="the question, in plain words")
     p.add_argument("--policy", help="the policy file (.txt, .md, .docx, .pdf)")
     p.add_argument("--school", help="use this school's policy from the config instead")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the answer and its citations as JSON")
     p.add_argument("--jsonl", action="store_true", help='read {"id","question"} lines, write one answer per line')
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser("score", help="score an evaluation set")
-    p.add_argument("what", choices=["triage", "policy"])
+    p.add_argument("what", choices=["triage", "policy"], help="which evaluation set")
     p.add_argument("--gold", help="labelled set (default ../shared/eval/<what>_dev.jsonl)")
     p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="figures as JSON")
+    p.add_argument("--quiet", action="store_true", help="figures only, without the misses")
     p.set_defaults(func=cmd_score)
     add_commands(sub, _with_database, with_config)
     return parser
@@ -342,11 +449,30 @@ def _with_database(func: Callable[[argparse.Namespace, Config, Any], int]) -> Ca
     return run
 
 
+def load_env_file(path: str) -> None:
+    """NAME=value lines (blank lines and # comments skipped) into the environment, without overriding
+    what is already set: the same file systemd reads as the unit's EnvironmentFile."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise HallMonitorError(f"--env-file {path}: cannot be read ({exc.strerror})") from None
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise HallMonitorError(f"--env-file {path}: line {number} is not NAME=value")
+        os.environ.setdefault(name.strip(), value.strip().strip("'\""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = args.log_level if args.log_level != "WARNING" else getattr(args, "default_level", "WARNING")
     _setup_logging(level)
     try:
+        if args.env_file:
+            load_env_file(args.env_file)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print("Config problem(s):", file=sys.stderr)

@@ -24,7 +24,7 @@ from handlers.reminders import check_clocks
 from handlers.reports.digest import queue_due_digests
 from handlers.retention import run_due_purges
 from handlers.triage import Classifier, default_classifier
-from handlers.webhooks import retry_pending
+from handlers.webhooks import prune_processed, retry_pending
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
 from monitors.http import USER_AGENT
@@ -82,6 +82,7 @@ class Service:
                 log.exception("poll_pass_crashed")
             try:
                 await retry_pending(self)
+                await asyncio.to_thread(prune_processed, self, now=utcnow())
             except Exception:
                 log.exception("webhook_retry_crashed")
             try:

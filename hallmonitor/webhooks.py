@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import logging
 import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from hallmonitor.edge import read_json
 from handlers.webhooks import WebhookProcessor, WebhookRuntime
 from monitors.base import WebhookSpec
 from monitors.registry import SOURCES
 
+log = logging.getLogger(__name__)
+UNVERIFIED = {"error": "bad signature"}  # one answer for an unknown account, an unset secret and a bad signature
+
 
 def _signed(secret: str, body: bytes, header: str | None) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(header) and hmac.compare_digest(expected, header or "")
+    """HMAC-SHA256 check that compares bytes, so a header with non-ASCII characters is just wrong."""
+    expected = b"sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    return bool(header) and hmac.compare_digest(expected, (header or "").encode("utf-8", "replace"))
 
 
 def _specs() -> dict[str, tuple[str, WebhookSpec]]:
@@ -55,26 +60,38 @@ def webhook_router(service: WebhookRuntime, processor: WebhookProcessor | None =
             return _error(f"{spec.verify_token_env} is not set", 503)
         query = request.query_params
         token = query.get("hub.verify_token") or ""
-        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(token, expected):
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
             return PlainTextResponse(query.get("hub.challenge") or "")
         return _error("verify token does not match", 403)
 
     @router.post("/webhooks/{path}/{account_id}")
     async def per_account(path: str, account_id: str, request: Request) -> Response:
+        """401 alike for an unknown account, one of another platform, one without a secret and a bad
+        signature, so the answers never tell anyone which account ids exist; the log says which."""
         body = await request.body()
         platform, spec = specs.get(path, ("", None))
         if spec is None or not spec.per_account:
             return _error(f"no webhooks at /webhooks/{path}/<account>", 404)
+        secret = _account_secret(platform, account_id)
+        if not _signed(secret or "unset", body, request.headers.get(spec.signature_header)) or not secret:
+            log.warning(
+                "webhook_refused platform=%s account=%s known_with_secret=%s", platform, account_id, bool(secret)
+            )
+            return JSONResponse(UNVERIFIED, status_code=401)
         try:
-            account = service.config.account(account_id)
-        except KeyError:
-            return _error("unknown account", 404)
-        secret = os.environ.get(account.credentials.get("secret") or "")
-        if account.platform != platform or not secret:
-            return _error("this account takes no webhooks, or its secret is not set", 503)
-        if not _signed(secret, body, request.headers.get(spec.signature_header)):
-            return _error("bad signature", 401)
+            payload = read_json(body)
+        except ValueError:
+            return _error("body is not JSON", 400)
+        problem = spec.check_body(payload) if spec.check_body else None
+        if problem is not None:
+            return JSONResponse({"error": problem[1], "field": problem[0]}, status_code=400)
         return await _accept(platform=platform, body=body, account_id=account_id)
+
+    def _account_secret(platform: str, account_id: str) -> str | None:
+        account = next((a for a in service.config.accounts if a.id == account_id), None)
+        if account is None or account.platform != platform:
+            return None
+        return os.environ.get(account.credentials.get("secret") or "") or None
 
     @router.post("/webhooks/{path}")
     async def app_wide(path: str, request: Request) -> Response:
@@ -91,7 +108,7 @@ def webhook_router(service: WebhookRuntime, processor: WebhookProcessor | None =
 
     async def _accept(*, platform: str, body: bytes, account_id: str | None) -> Response:
         try:
-            json.loads(body)
+            read_json(body)
         except ValueError:
             return _error("body is not JSON", 400)
         assert processor is not None

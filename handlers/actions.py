@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 import httpx
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.config import AccountConfig, Config, Role, Watch
 from core.domain import Action, Capability, Escalate, Status
@@ -241,6 +241,8 @@ def _acknowledge(session: Session, *, item: Item, actor: str, now: datetime, **_
 
 
 def _mark_replied(session: Session, *, item: Item, actor: str, now: datetime, **_: object) -> str:
+    if item.replied_at is not None:
+        return f"Already marked replied at {item.replied_at:%Y-%m-%d %H:%M} UTC; nothing changed."
     item.status, item.replied_at = Status.REPLIED, now
     return f"Marked replied by {actor}; the reply clock has stopped."
 
@@ -301,6 +303,9 @@ def _not_abuse(session: Session, *, item: Item, actor: str, now: datetime, **kw:
 
 def _escalate(session: Session, *, item: Item, actor: str, argument: str | None = None, **_: object) -> str:
     target = "dsl" if (argument or "").strip().lower() == "dsl" else "slt"
+    earlier = session.exec(select(Escalation).where(Escalation.item_id == item.id, Escalation.target == target)).first()
+    if earlier is not None:
+        return f"Already escalated to {target.upper()} at {earlier.created_at:%Y-%m-%d %H:%M} UTC; nothing sent again."
     escalate(session, item=item, target=target, reason=f"escalated by {actor}", school_id=item.school_id)
     return f"Escalated to {target.upper()} by {actor}."
 

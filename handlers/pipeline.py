@@ -7,7 +7,7 @@ stored without its triage and its notifications (or none of them are).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ class IngestStats:
     seen: int = 0
     stored: int = 0
     escalated: int = 0
+    backfilled: int = 0
 
 
 def clock_start(new: NewItem, *, received: datetime, not_before: datetime | None) -> datetime:
@@ -40,6 +41,21 @@ def clock_start(new: NewItem, *, received: datetime, not_before: datetime | None
     if not_before is not None and start < not_before:
         start = not_before
     return min(start, received)
+
+
+def _old(new: NewItem, before: datetime | None) -> bool:
+    return before is not None and new.created_at is not None and new.created_at < before
+
+
+def _backfilled(verdict: Verdict) -> dict[str, Any]:
+    """A backlog item: no reply clock and closed, unless it is a safeguarding escalation."""
+    dsl = verdict.escalate == "dsl"
+    return {
+        "needs_reply": False,
+        "reply_by": None,
+        "escalate": "dsl" if dsl else "none",
+        "status": "open" if dsl else "closed",
+    }
 
 
 def item_decision(kind: str, verdict: Verdict, *, school: SchoolConfig, start: datetime) -> dict[str, Any]:
@@ -65,8 +81,12 @@ def ingest(
     source_id: int | None = None,
     not_before: datetime | None = None,
     classifier: Classifier | None = None,
+    backfill_before: datetime | None = None,
 ) -> IngestStats:
     """Store new items once (the unique key decides), triage them, queue notes.
+
+    Items posted before `backfill_before` (a first poll's backlog) are stored and triaged but
+    get no card and no reply clock; a safeguarding one still escalates to the DSL.
 
     Set-based: one look-up, one batched triage, and a few multi-row inserts
     per call, however many items arrive.
@@ -104,9 +124,11 @@ def ingest(
                 school=school,
                 start=clock_start(new, received=now, not_before=not_before),
             ),
+            **(_backfilled(verdicts[new.external_id]) if _old(new, backfill_before) else {}),
         }
         for new in fresh
     ]
+    backlog = {new.external_id for new in fresh if _old(new, backfill_before)}
     inserted = insert_ignore_many(session, Item, rows, returning=("id", "external_id", "kind"))
     triage, escalations, notes = [], [], []
     for item_id, external_id, kind in inserted:
@@ -123,7 +145,10 @@ def ingest(
                 "created_at": now,
             }
         )
-        if kind in CARDED_KINDS or verdict.escalate != "none":
+        if external_id in backlog:
+            stats.backfilled += 1
+            verdict = replace(verdict, escalate="dsl" if verdict.escalate == "dsl" else "none")
+        if external_id not in backlog and (kind in CARDED_KINDS or verdict.escalate != "none"):
             notes.append(
                 outbox_row(
                     dedupe_key=f"card:{item_id}",

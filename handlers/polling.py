@@ -113,6 +113,7 @@ def _record(
         summary.failed += 1
         summary.errors.append(str(outcome))
         return
+    backlog = account.backfill is not None and source.last_success_at is None  # the first good poll
     stats = ingest(
         session,
         config=config,
@@ -122,6 +123,7 @@ def _record(
         source_id=source.id,
         not_before=source.first_polled_at,
         classifier=classifier,
+        backfill_before=now - account.backfill if backlog and account.backfill else None,
     )
     for warning in outcome.warnings:
         log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
@@ -153,6 +155,8 @@ def _record(
     summary.items_seen += stats.seen
     summary.items_stored += stats.stored
     summary.escalated += stats.escalated
+    if stats.backfilled:
+        log.info("backfill source=%s account=%s items_not_carded=%d", source.location, account.id, stats.backfilled)
 
 
 MIN_SILENCE = timedelta(days=2)

@@ -1,7 +1,8 @@
 """Webhook deliveries after the HTTP edge (hallmonitor.webhooks) has verified them.
 
-Every signed delivery is stored raw first (deduplicated by a digest of the
-body), then processed into items; a failure leaves it pending for the scheduler
+Every signed delivery is stored raw first (deduplicated by a digest of platform,
+account and body, so one body sent to two schools' accounts is kept for both), then
+processed into items; a failure leaves it pending for the scheduler
 to retry, up to MAX_ATTEMPTS. Events for pages we do not watch are logged and
 ignored.
 """
@@ -14,12 +15,14 @@ import json
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from core.config import Config
 from core.domain import NewItem
 from core.protocols import Runtime
 from handlers import pipeline
@@ -42,6 +45,11 @@ class WebhookRuntime(Runtime, Protocol):
     def http_client(self) -> httpx.AsyncClient: ...
 
 
+def delivery_digest(*, platform: str, account_id: str | None, body: bytes) -> str:
+    """What makes a delivery the same delivery: the platform, the account it was sent to and the body."""
+    return hashlib.sha256(f"{platform}\n{account_id or ''}\n".encode() + body).hexdigest()
+
+
 def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
     """Keep the raw delivery; None if this exact delivery was stored before."""
     with session_scope(service.engine) as session:
@@ -51,7 +59,7 @@ def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_
             {
                 "platform": platform,
                 "account_id": account_id,
-                "digest": hashlib.sha256(body).hexdigest(),
+                "digest": delivery_digest(platform=platform, account_id=account_id, body=body),
                 "body": body.decode("utf-8", errors="replace"),
                 "received_at": utcnow(),
                 "status": "pending",
@@ -232,3 +240,28 @@ async def retry_pending(service: WebhookRuntime, *, limit: int = 100) -> int:
         await process(service, [event_id])
     with session_scope(service.engine) as session:
         return sum(1 for i in ids if (e := session.get(WebhookEvent, i)) is not None and e.status == "processed")
+
+
+def prune_processed(service: WebhookRuntime, *, now: datetime) -> int:
+    """Delete raw deliveries that were processed (or ignored) longer ago than the retention setting
+    `retention.webhooks` of their account's school; account-less (Meta) deliveries use the shortest
+    setting of any school. Pending and failed deliveries are kept for retry and for a person to see."""
+    config: Config = service.config
+    shortest = min(s.retention.webhooks for s in config.schools)
+    keep = {a.id: config.school_of(a).retention.webhooks for a in config.accounts}
+    with session_scope(service.engine) as session:
+        done = session.scalars(
+            select(WebhookEvent).where(
+                col(WebhookEvent.status).in_(("processed", "ignored")),
+                col(WebhookEvent.processed_at) < now - min([shortest, *keep.values()]),
+            )
+        ).all()
+        gone = 0
+        for event in done:
+            period = keep.get(event.account_id or "", shortest)
+            if event.processed_at is not None and event.processed_at < now - period:
+                session.delete(event)
+                gone += 1
+    if gone:
+        log.info("webhooks_pruned deliveries=%d", gone)
+    return gone

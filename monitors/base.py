@@ -10,6 +10,7 @@ raw payload rides along for evidence.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -61,6 +62,8 @@ class WebhookSpec:
     secret_env: str | None = None
     verify_token_env: str | None = None  # a GET handshake answers hub.challenge (Meta)
     per_account: bool = False
+    # (field, sentence) for what is wrong with a verified delivery's JSON, answered 400; None if fine
+    check_body: Callable[[Any], tuple[str, str] | None] | None = None
 
 
 class Credentials(BaseModel):

@@ -3,7 +3,8 @@ HMAC-SHA256 of the body, with the secret the account's `credentials.secret` name
 automation tools; nothing is polled or acted on.
 
 A delivery is one JSON object or a list of them, each with a `text` and optionally `id`,
-`author`, `url` and `created_at` (ISO 8601 with an offset); rows without text are skipped.
+`author`, `url` and `created_at` (ISO 8601 with an offset); the HTTP edge answers 400, naming
+the field, for a delivery that is not in that shape (`body_problem`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from core.config import Watch as WatchConfig
 from core.domain import Capability, NewItem
 from core.errors import ErrorKind, PlatformError
 from monitors.base import ActRequest, Credentials, FetchResult, SourceState, Watch, WebhookSpec
+
+_OPTIONAL_TEXT = ("id", "author", "url", "created_at")
 
 
 class GenericCredentials(Credentials):
@@ -55,6 +58,30 @@ def row_to_item(row: Any, kind: str) -> NewItem | None:
     )
 
 
+def body_problem(payload: Any) -> tuple[str, str] | None:
+    """(field, sentence) for the first thing wrong with a generic webhook body, or None.
+
+    The body is one submission or a list of them; each is an object with a non-empty string
+    `text` and optional strings `id`, `author`, `url` and `created_at` (ISO 8601 with an offset)."""
+    rows = payload if isinstance(payload, list) else [payload]
+    if not rows:
+        return "text", 'the list is empty; send at least one submission with a "text" field'
+    for n, row in enumerate(rows):
+        where = f"[{n}]." if isinstance(payload, list) else ""
+        if not isinstance(row, dict):
+            return where.rstrip(".") or "(body)", "each submission must be a JSON object"
+        if "text" not in row:
+            return f"{where}text", f'{where}text is missing: each submission needs a "text" field'
+        if not isinstance(row["text"], str) or not row["text"].strip():
+            return f"{where}text", f"{where}text must be a non-empty string"
+        for key in _OPTIONAL_TEXT:
+            if key in row and not isinstance(row[key], str | None):
+                return f"{where}{key}", f"{where}{key} must be a string"
+        if isinstance(row.get("created_at"), str) and _created(row["created_at"]) is None:
+            return f"{where}created_at", f"{where}created_at must be ISO 8601 with an offset, like 2026-03-28T10:00Z"
+    return None
+
+
 class GenericWebhookSource:
     """Items pushed to /webhooks/generic/{account}; there is nothing to poll or act on."""
 
@@ -63,7 +90,7 @@ class GenericWebhookSource:
     Credentials: ClassVar[type[Credentials]] = GenericCredentials
     Watch: ClassVar[type[Watch]] = GenericWatch
     webhook: ClassVar[WebhookSpec | None] = WebhookSpec(
-        path="generic", signature_header="X-Signature-256", per_account=True
+        path="generic", signature_header="X-Signature-256", per_account=True, check_body=body_problem
     )
     polls: ClassVar[bool] = False
 

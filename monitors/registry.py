@@ -16,6 +16,7 @@ from core import config as core_config
 from core.config import Config
 from core.domain import Capability
 from core.errors import ConfigError
+from core.messages import plain
 from monitors.base import Source
 from monitors.bluesky import BlueskySource
 from monitors.facebook import FacebookSource
@@ -50,7 +51,7 @@ def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = plain(dict(err))
         if err["type"] == "missing":
             msg = "required; name the environment variable that holds it"
         elif err["type"] == "extra_forbidden":

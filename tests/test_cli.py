@@ -55,7 +55,7 @@ def test_poll_then_queue_json(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(text)
     run = hm("poll", "--config", str(config), process=True)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # sources failed: the exit code says so
     assert "items_new=2" in run.stdout and "failed=2" in run.stdout  # the two bad sources fail, loudly
     assert "no such file" in run.stdout and "not a readable RSS/Atom feed" in run.stdout
     queue = hm("queue", "--json", "--config", str(config), process=True)

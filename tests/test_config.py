@@ -66,9 +66,11 @@ def test_several_schools_need_school_on_each_entry(tmp_path: Path) -> None:
     text = BASE_CONFIG.format(db="x.db") + second + account_block("blog", ["a.xml"])
     problems = "\n".join(_problems(tmp_path, text))
     assert "staff[0].school: required when the file lists several schools" in problems
+    harwell_dsl = '\n[[staff]]\nid = "gwen"\nname = "Gwen Evans"\nschool = "harwell"\nroles = ["dsl"]\n'
     fixed = text.replace('roles = ["', 'school = "northgate"\nroles = ["').replace(
         'platform = "rss"', 'platform = "rss"\nschool = "harwell"'
     )
+    fixed = fixed.replace(second, second + harwell_dsl)
     path = tmp_path / "ok.toml"
     path.write_text(fixed, encoding="utf-8")
     config = load_config(path)

@@ -196,7 +196,7 @@ def test_ask_command_contracts(tmp_path: Path) -> None:
     config.write_text(
         (REPO / "config.example.toml")
         .read_text()
-        .replace("../shared/policies/northgate.txt", str(POLICIES / "northgate.txt"))
+        .replace("examples/policies/social-media-policy.txt", str(POLICIES / "northgate.txt"))
     )
     school = hm("ask", "--config", str(config), "--school", "northgate", "Can I post photos of pupils on Facebook?")
     assert school.returncode == 0 and "clause 30" in school.stdout

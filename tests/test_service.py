@@ -22,7 +22,12 @@ def free_port() -> int:
 
 def test_run_shows_cards_for_the_example_feeds_and_serves_health(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "PYTHONUNBUFFERED": "1",
+        "HALLMONITOR_HEALTH_TOKEN": "health-token",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -47,7 +52,9 @@ def test_run_shows_cards_for_the_example_feeds_and_serves_health(tmp_path: Path)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer health-token"}, timeout=2
+                )
                 body = response.json()
                 ready = body["sources"] and all(s["last_success_at"] for s in body["sources"])
                 if response.status_code == 200 and ready and body["outbox_pending"] == 0:

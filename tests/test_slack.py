@@ -249,7 +249,9 @@ def test_without_slack_settings_the_endpoint_says_what_to_set(tmp_path: Path, en
     from monitors.registry import parse_config
     from tests.helpers import RecordingSurface
 
-    config = parse_config({"schools": [{"id": "s", "name": "S"}]})
+    config = parse_config(
+        {"schools": [{"id": "s", "name": "S"}], "staff": [{"id": "d", "name": "D", "roles": ["dsl"]}]}
+    )
     app = create_app(Service(config=config, engine=engine, surface=RecordingSurface()), start_scheduler=False)
 
     async def go() -> httpx.Response:

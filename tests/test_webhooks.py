@@ -215,7 +215,7 @@ def test_generic_webhook_is_signed_and_creates_items(config, engine: Engine) -> 
             return responses
 
     bad, ok, wrong_account = run(go())
-    assert bad.status_code == 401 and ok.status_code == 200 and wrong_account.status_code == 503
+    assert bad.status_code == 401 and ok.status_code == 200 and wrong_account.status_code == 401
     from storage.db import session_scope
 
     with session_scope(engine) as s:
