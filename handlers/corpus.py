@@ -61,7 +61,7 @@ def _hatemoji(row: dict[str, str]) -> str | None:
 
 def _cssrs(row: dict[str, str]) -> str | None:
     words = len(row["text"].split())
-    if not 12 <= words <= 250:  # user-level labels: short posts are often "ok", "thanks"
+    if not 12 <= words <= 80:  # user-level labels: short posts are often "ok", "thanks"; long ones teach "long = risk"
         return None
     if row["label"] in ("Ideation", "Behavior", "Attempt"):
         return "safeguarding"

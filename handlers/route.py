@@ -6,7 +6,8 @@ whenever there is a safeguarding signal, even beside insults; then abuse
 (SLT), media, spam, and the reply categories. Thresholds per route come
 from the build's cross-validation (recall on safeguarding first) unless a
 school sets its own. A rule of weight 1 escalates only with the model's
-support (half the route's threshold). The semantic head is asked only when
+support (half the route's threshold); the model alone escalates to SLT
+only when abuse is its likeliest reading. The semantic head is asked only when
 the hashed-feature head is unsure or anything escalating is in view
 (`needs_second_look`); then the two are blended.
 """
@@ -119,7 +120,9 @@ def route(p: dict[str, float], rules: RuleScores, limits: Limits, seen: Seen = S
     if hit("safeguarding", limits.dsl):
         extra = ["also insulting or threatening"] if rules.strong("abuse") or p["abuse"] >= limits.slt else []
         return "safeguarding", because("safeguarding") + extra
-    if hit("abuse", limits.slt):
+    # SLT is paged on the model's word alone only when abuse is its likeliest reading (not, say, 0.3 beside 0.6 other)
+    likeliest = max((*REPLY_CATEGORIES, "abuse"), key=lambda c: p[c])
+    if hit("abuse", limits.slt) and (rules.scores.get("abuse", 0) or likeliest == "abuse"):
         return "abuse", because("abuse")
     contradicted = rules.strong("praise") or rules.strong("complaint")
     if rules.strong("media") or (p["media"] >= limits.media and (not contradicted or p["media"] >= 0.8)):

@@ -91,22 +91,12 @@ def test_reasons_are_readable(hybrid: HybridClassifier) -> None:
     assert any("grooming" in r for r in verdict.reasons)
 
 
-@pytest.fixture(scope="module")
-def dev_figures(hybrid: HybridClassifier) -> dict[str, float]:
-    return run_triage_eval(SHARED / "eval" / "triage_dev.jsonl", hybrid)
-
-
-def test_dev_set_targets(dev_figures: dict[str, float]) -> None:
-    assert dev_figures["escalation_recall"] >= 0.97
-    assert dev_figures["dsl_recall"] >= 0.95
-    assert dev_figures["needs_reply_accuracy"] >= 0.92
-
-
-@pytest.mark.xfail(
-    reason="v2 head: 2 of 30 non-escalating dev items escalate (0.067); reported, not tuned on", strict=False
-)
-def test_dev_set_false_escalations(dev_figures: dict[str, float]) -> None:
-    assert dev_figures["false_escalation_rate"] <= 0.05
+def test_dev_set_targets(hybrid: HybridClassifier) -> None:
+    figures = run_triage_eval(SHARED / "eval" / "triage_dev.jsonl", hybrid)
+    assert figures["escalation_recall"] >= 0.97
+    assert figures["dsl_recall"] >= 0.95
+    assert figures["false_escalation_rate"] <= 0.05
+    assert figures["needs_reply_accuracy"] >= 0.92
 
 
 def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
