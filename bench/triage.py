@@ -52,8 +52,8 @@ def main() -> None:
     clf = HybridClassifier()
     texts = [r.text for r in read_training() + read_written()]
     texts = (texts * (args.n // len(texts) + 1))[: args.n]
-    print(f"bench/triage.py: {args.n} comments, hashed-feature head + rules (no embedding model in triage)")
-    print(f"  load: imports {imported:.2f} s, head {clf.load_seconds * 1000:.0f} ms")
+    print(f"bench/triage.py: {args.n} comments, rules + hashed-feature head + MiniLM second look where unsure")
+    print(f"  load: imports {imported:.2f} s, head and MiniLM {clf.load_seconds * 1000:.0f} ms")
 
     rules = RuleClassifier()
     t = time.perf_counter()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from handlers.corpus import DATASETS, pins, sha256  # noqa: E402
 from handlers.train import build, figures, report  # noqa: E402
 
-STRESS_ROWS = 1500  # per set, a stable sample
+STRESS_ROWS = 600  # per set, a stable sample
 
 
 def cross_validation() -> None:
