@@ -56,3 +56,24 @@ def test_confident_routine_comments_skip_the_second_look() -> None:
 def test_school_thresholds_override_only_when_set() -> None:
     assert "dsl_threshold" not in TriageConfig().model_fields_set
     assert TriageConfig(dsl_threshold=0.5).model_fields_set == {"dsl_threshold"}
+
+
+def test_scoring_counts_false_dsl_pages_and_no_misses_prints_no_text() -> None:
+    from hallmonitor.cli import build_parser
+    from hallmonitor.scoring import format_triage, score_triage
+
+    gold = [
+        {"id": "a", "text": "SECRET one", "category": "abuse", "needs_reply": False, "escalate": "slt"},
+        {"id": "b", "text": "SECRET two", "category": "question", "needs_reply": True, "escalate": "none"},
+    ]
+    got = {
+        "a": {"category": "safeguarding", "needs_reply": False, "escalate": "dsl"},
+        "b": {"category": "question", "needs_reply": True, "escalate": "none"},
+    }
+    figures = score_triage(gold, got)
+    assert figures["false_dsl_rate"] == 0.5 and figures["escalation_recall"] == 1.0
+    assert figures["confusion"] == {"abuse": {"safeguarding": 1}, "question": {"question": 1}}
+    text = format_triage(figures, show_misses=False)
+    assert "confusion" in text and "SECRET" not in text
+    assert "SECRET" in format_triage(figures)
+    assert build_parser().parse_args(["score", "triage", "--no-misses"]).no_misses
