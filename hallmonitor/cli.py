@@ -365,7 +365,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         text = format_policy(figures, show_misses=not args.quiet)
     else:
         figures = run_triage_eval(gold)
-        text = format_triage(figures, show_misses=not args.quiet)
+        if args.no_misses:
+            figures.pop("misses")
+        text = format_triage(figures, show_misses=not (args.quiet or args.no_misses))
     print(json.dumps(figures, indent=2) if args.json else text)
     return 0
 
@@ -434,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
     p.add_argument("--json", action="store_true", help="figures as JSON")
     p.add_argument("--quiet", action="store_true", help="figures only, without the misses")
+    p.add_argument(
+        "--no-misses", action="store_true", help="triage: figures and confusion matrix only, no item texts (blind sets)"
+    )
     p.set_defaults(func=cmd_score)
     add_commands(sub, _with_database, with_config)
     return parser

@@ -2,7 +2,9 @@
 
 `false escalation rate` is the share of items that should not escalate that
 were escalated anyway (what drowns SLT); `escalation recall` the share of
-items that should escalate (to anyone) that did.
+items that should escalate (to anyone) that did; `false DSL page rate` the
+share of items that are not safeguarding that paged the DSL. The confusion
+matrix is gold category (rows) against the category given (columns).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from handlers.policy import ask
 from handlers.policy.parse import normalise
-from handlers.triage import Classifier, default_classifier
+from handlers.triage import CATEGORIES, Classifier, default_classifier
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -38,6 +40,8 @@ def score_triage(gold: Iterable[dict[str, Any]], predicted: dict[str, dict[str, 
     caught = [g for g in should if p[g["id"]]["escalate"] != "none"]
     false_esc = [g for g in should_not if p[g["id"]]["escalate"] != "none"]
     dsl_caught = [g for g in dsl if p[g["id"]]["escalate"] == "dsl"]
+    not_dsl = [g for g in gold if g["escalate"] != "dsl"]
+    false_dsl = [g for g in not_dsl if p[g["id"]]["escalate"] == "dsl"]
     misses = [
         {
             "id": g["id"],
@@ -55,11 +59,33 @@ def score_triage(gold: Iterable[dict[str, Any]], predicted: dict[str, dict[str, 
         "escalation_recall": len(caught) / len(should) if should else 1.0,
         "dsl_recall": len(dsl_caught) / len(dsl) if dsl else 1.0,
         "false_escalation_rate": len(false_esc) / len(should_not) if should_not else 0.0,
+        "false_dsl_rate": len(false_dsl) / len(not_dsl) if not_dsl else 0.0,
         "escalate_exact": sum(g["escalate"] == p[g["id"]]["escalate"] for g in gold) / n,
         "needs_reply_accuracy": sum(g["needs_reply"] == p[g["id"]]["needs_reply"] for g in gold) / n,
         "category_accuracy": sum(g["category"] == p[g["id"]]["category"] for g in gold) / n,
+        "confusion": confusion(gold, p),
         "misses": misses,
     }
+
+
+def confusion(gold: list[dict[str, Any]], predicted: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """gold category -> given category -> count, over every category either side uses."""
+    matrix: dict[str, dict[str, int]] = {}
+    for g in gold:
+        row = matrix.setdefault(g["category"], {})
+        got = predicted[g["id"]]["category"]
+        row[got] = row.get(got, 0) + 1
+    return matrix
+
+
+def format_confusion(matrix: dict[str, dict[str, int]]) -> list[str]:
+    names = [c for c in CATEGORIES if c in matrix or any(c in row for row in matrix.values())]
+    short = [n[:6] for n in names]
+    lines = ["confusion (rows gold, columns given):", "  " + " " * 13 + " ".join(f"{s:>6}" for s in short)]
+    for name in names:
+        row = matrix.get(name, {})
+        lines.append(f"  {name:<13}" + " ".join(f"{row.get(c, 0):>6}" for c in names))
+    return lines
 
 
 def run_triage_eval(path: str | Path, classifier: Classifier | None = None) -> dict[str, Any]:
@@ -76,9 +102,11 @@ def format_triage(figures: dict[str, Any], *, show_misses: bool = True) -> str:
         f"escalation recall      {figures['escalation_recall']:.3f}",
         f"DSL recall             {figures['dsl_recall']:.3f}",
         f"false escalation rate  {figures['false_escalation_rate']:.3f}",
+        f"false DSL page rate    {figures['false_dsl_rate']:.3f}",
         f"escalate exact         {figures['escalate_exact']:.3f}",
         f"needs_reply accuracy   {figures['needs_reply_accuracy']:.3f}",
         f"category accuracy      {figures['category_accuracy']:.3f}",
+        *format_confusion(figures["confusion"]),
     ]
     if show_misses and figures["misses"]:
         lines.append("misses (gold -> got):")

@@ -1,14 +1,26 @@
-"""Triage rules v1: precise patterns, each with the reason a moderator reads.
+"""Triage rules: precise patterns, each with the reason a moderator reads.
 
 A rule has a weight: 2 is enough on its own, 1 needs another signal of the
-same category. Patterns describe kinds of language (a threat names a person
-and an act), not particular sentences.
+same category (another rule, or the model). Patterns describe kinds of
+language (a threat names a person and an act), not particular sentences,
+and read the normalised text (handlers/normalise.py), so "fukin", "@name"
+and "h4te" meet the same patterns. `RuleClassifier` is the fallback when
+the shipped head cannot be read.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from handlers.normalise import normalise
+from handlers.verdict import Verdict, verdict_for
+
+THRESHOLD = 2
+PRECEDENCE = ("safeguarding", "abuse", "media", "spam", "complaint", "question", "praise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +32,8 @@ class Rule:
 
 
 def _r(category: str, pattern: str, reason: str, weight: int = 2) -> Rule:
-    return Rule(category, re.compile(pattern, re.I), reason, weight)
+    # Rules read normalised (case-folded) text, so no re.I: matching is nearly twice as fast.
+    return Rule(category, re.compile(pattern.replace("[A-Z]", "[a-z]")), reason, weight)
 
 
 # Words for people the school is responsible for or employs.
@@ -31,7 +44,6 @@ STAFF = (
     r"(?:teachers?|head(?:teacher|mistress|master)?|deputy|senco|ta|teaching assistant|staff|governors?|"
     r"receptionist|office|dinner lad(?:y|ies)|lunch(?:time)? staff|caretaker|mr\.? \w+|mrs\.? \w+|miss \w+|ms\.? \w+)"
 )
-PERSON = rf"(?:{STAFF}|{CHILD}|she|he|her|him|they|them|you|that woman|that man|that bloke|cow|mum|dad)"
 FAMILY_ADULT = (
     r"(?:step-?dad|step-?mum|step-?father|step-?mother|dad|mum|father|mother|uncle|aunt(?:ie)?|"
     r"(?:mum'?s|mom'?s) (?:boy|girl)friend|boyfriend|girlfriend|grand(?:dad|pa|ma|mother|father)|carer|brother|sister|"
@@ -96,6 +108,13 @@ RULES: list[Rule] = [
     ),
     _r(
         "safeguarding",
+        rf"\b(?:{STAFF}|{FAMILY_ADULT}|adults?|man|woman|bloke)\b[^.!?]{{0,40}}\b(?:grabb?ed|hit|slapped|kicked|punched|"
+        r"shoved|pushed|choked|strangled|dragged|shook|smacked|threw|throttled|pinned)\b[^.!?]{0,15}\b(?:my|our|his|her|"
+        rf"their|a|the|this|that) (?:little |young )?{CHILD}\b",
+        "an adult may have physically harmed a child",
+    ),
+    _r(
+        "safeguarding",
         r"\b(?:told|says?|said|saying|disclosed|confided)\b[^.!?]{0,60}\b(?:hurts?|hits?|beats?|touch(?:es|ed)|"
         r"abus\w+|scared to go home|afraid to go home|not allowed to eat)\b",
         "a child may have disclosed harm",
@@ -117,8 +136,9 @@ RULES: list[Rule] = [
     _r(
         "safeguarding",
         r"\b(?:hurt(?:ing)?|harm(?:ing)?|cut(?:ting)?|kill(?:ing)?|starv(?:e|ing)) (?:himself|herself|themselves|"
-        r"themself|myself)\b|\bself[- ]?harm\w*|\bsuicid\w*|\bwants? to die\b|\bend (?:it all|(?:his|her|my|their) "
-        r"life)\b|\bkill (?:yo)?urself\b|\bkys\b",
+        r"themself|myself)\b|\bself[- ]?harm\w*|\bsuicidal\b|\b(?:commit|attempt\w*|thinking about|thoughts of) "
+        r"suicide\b|\bwants? to die\b|\bend (?:it all|(?:his|her|my|their) life)\b|\bkill (?:yo)?urself\b|\bkys\b|"
+        r"\boverdos\w*|\btaken? (?:loads|lots|a load|a bunch|all) of (?:my |her |his |mums? |dads? )?(?:pills|tablets)\b",
         "possible self-harm or suicide risk",
     ),
     _r(
@@ -143,16 +163,21 @@ RULES: list[Rule] = [
     ),
     _r(
         "safeguarding",
-        r"\b(?:radicali[sz]\w*|extremis\w*|jihad\w*|terroris\w*|far[- ]right|neo-?nazi|white power|"
-        r"(?:hates?|hating|hatred of|kill all) (?:people|anyone|everyone|all) (?:of|from|who)\b[^.!?]{0,30}"
-        r"(?:religions?|races?|faiths?|countries|colou?r)|beheading)",
+        r"\b(?:radicali[sz]\w*|(?:hates?|hating|hatred of|kill all) (?:people|anyone|everyone|all) (?:of|from|who)\b"
+        r"[^.!?]{0,30}(?:religions?|races?|faiths?|countries|colou?r))",
         "possible radicalisation or extremist material",
+    ),
+    _r(
+        "safeguarding",
+        r"\b(?:extremis\w*|jihad\w*|terroris\w*|far[- ]right|neo-?nazi|white power|beheading)",
+        "extremist words (needs the model to agree)",
+        1,
     ),
     _r(
         "safeguarding",
         r"\b(?:hasn'?t|has not|haven'?t|have not|not) been (?:at|in|to) school (?:for|in) (?:weeks|days|ages|"
         r"a (?:week|while|month|fortnight))|\bnobody (?:is )?answer\w* the door|\bmissing from (?:home|school)\b|"
-        r"\b(?:has|have|'s|is|are|went|gone) (?:been )?missing\b|"
+        r"\b(?:he|she|they|my (?:son|daughter|child)|[a-z]+ in year \d+) (?:has|have|is|are|went|gone) (?:been )?missing\b|"
         r"\b(?:hasn'?t|has not|haven'?t|have not) (?:been seen|come home|been home)\b|"
         r"\b(?:drunk|off (?:her|his) face|high)\b[^.!?]{0,40}\b(?:drove|driving|drive|put them in the car)\b|"
         r"\bleft (?:alone|on (?:his|her|their) own) (?:at home|all (?:day|night)|overnight)|"
@@ -189,7 +214,7 @@ RULES: list[Rule] = [
         "safeguarding",
         r"\b(?:always|constantly|often) (?:hungry|starving|filthy|dirty|unwashed|smelly)\b|"
         r"\b(?:nobody|no one|no-one) (?:feeds|looks after|collects|picks up) (?:him|her|them)\b|"
-        r"\bcomes? to school (?:with|in) (?:no|without|the same)\b|\bbruises? (?:on|all over)\b",
+        r"\bcomes? to school (?:with|in) (?:no|without|the same)\b|\bbruises? all over\b",
         "possible neglect of a child",
     ),
     _r(
@@ -257,7 +282,7 @@ RULES: list[Rule] = [
     ),
     _r(
         "abuse",
-        r"\b(?:f[\*#@!]{2,}k?|fuck\w*|f\*+|fck|feck\w*)\s+(?:this|the|that|you|off|them|her|him|those|these|all|"
+        r"\b(?:f[\*#@!]{2,}k?|f+u*c?k+\w*|f\*+|feck\w*)\s+(?:this|the|that|you|off|them|her|him|those|these|all|"
         r"your)\b|\b(?:shit|shite|crap|dogshit) (?:school|teachers?|head|staff)\b|\bpiece of (?:shit|crap)\b",
         "abusive swearing at the school or staff",
     ),
@@ -269,7 +294,6 @@ RULES: list[Rule] = [
         "hostile call to remove a person",
         1,
     ),
-    _r("abuse", r"\b(?:weird|freak|creep|thief|liar|druggie|alcoholic|drunk)\b", "name-calling", 1),
     # --- media enquiries -> reply, routed to the head (SLT) first
     _r(
         "media",
@@ -357,3 +381,50 @@ RULES: list[Rule] = [
         "praise or thanks",
     ),
 ]
+
+
+@dataclass(slots=True)
+class RuleScores:
+    scores: dict[str, int]
+    reasons: dict[str, list[str]]
+
+    def strong(self, category: str) -> bool:
+        return self.scores.get(category, 0) >= THRESHOLD
+
+
+def rule_scores(text: str, *, normalised: bool = False) -> RuleScores:
+    """Points and reasons per category from the pattern rules."""
+    text = text if normalised else normalise(text)
+    cleaned = FIGURATIVE.sub(" ", text)
+    scores: dict[str, int] = {}
+    reasons: dict[str, list[str]] = {}
+    for rule in RULES:
+        # praise may be figurative ("smashed it"); everything else reads the literal-only text
+        if rule.pattern.search(text if rule.category == "praise" else cleaned):
+            scores[rule.category] = scores.get(rule.category, 0) + rule.weight
+            found = reasons.setdefault(rule.category, [])
+            if rule.reason not in found:
+                found.append(rule.reason)
+    return RuleScores(scores, reasons)
+
+
+class RuleClassifier:
+    """Weighted pattern rules; a category needs THRESHOLD points to win."""
+
+    name = "auto:rules-v2"
+
+    def classify(
+        self, text: str, *, platform: str | None = None, author: str | None = None, school: str | None = None
+    ) -> Verdict:
+        found = rule_scores(text)
+        for category in PRECEDENCE:
+            needed = 1 if category in ("question", "praise") else THRESHOLD
+            if found.scores.get(category, 0) >= needed:
+                return verdict_for(category, found.reasons[category], self.name)
+        return verdict_for("other", ["no reply needed: general remark"], self.name)
+
+    def classify_many(self, texts: Sequence[str], *, school: str | None = None) -> list[Verdict]:
+        return [self.classify(t) for t in texts]
+
+    def refresh_labels(self, session: Session) -> None:
+        """Rules do not learn."""

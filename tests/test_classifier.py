@@ -3,6 +3,7 @@ moderator labels, per-school thresholds, and the media rule."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from sqlmodel import col, select
 
 from hallmonitor.scoring import run_triage_eval
 from handlers.actions import perform
-from handlers.classifier import HybridClassifier, read_training
+from handlers.corpus import read_training, read_written
+from handlers.hybrid import HybridClassifier
 from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
 from storage.models import Item
-from tests.conftest import SHARED, account_block
+from tests.conftest import REPO, SHARED, account_block
 from tests.helpers import poll
 
 SAT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -97,18 +99,20 @@ def test_dev_set_targets(hybrid: HybridClassifier) -> None:
     assert figures["needs_reply_accuracy"] >= 0.92
 
 
-def test_training_data_is_well_formed_and_not_the_dev_set() -> None:
-    rows = read_training()
-    assert len(rows) >= 250
-    dev = {line.split('"text": "')[1].split('"')[0] for line in (SHARED / "eval" / "triage_dev.jsonl").open()}
-    assert not dev & {text for _, text in rows}
+def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
+    ours, written = read_training(), read_written()
+    assert len(ours) >= 250 and len(written) >= 300
+    texts = {r.text for r in ours + written}
+    for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
+        gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
+        assert not gold & texts, path
 
 
 def test_per_school_thresholds(write_config, hybrid: HybridClassifier) -> None:  # type: ignore[no-untyped-def]
     config = write_config(
         account_block("blog", ["a.xml"]), extra="\n[schools.triage]\nslt_threshold = 0.99\ndsl_threshold = 0.99\n"
     )
-    strict = HybridClassifier(encoder=hybrid.encoder)
+    strict = HybridClassifier(head=hybrid.head)
     strict.configure(config)
     text = "Funny how that teacher always leaves by the back gate. I've noticed."
     assert escalation(hybrid, text) == "slt"
@@ -130,7 +134,7 @@ def test_moderator_labels_teach_the_school_classifier(
         "</item></channel></rss>"
     )
     config = write_config(account_block("blog", [str(feed)]))
-    learner = HybridClassifier(encoder=hybrid.encoder)
+    learner = HybridClassifier(head=hybrid.head)
     learner.configure(config)
     poll(engine, config, now=SAT, classifier=learner)
     with session_scope(engine) as s:
@@ -174,15 +178,14 @@ def test_safeguarding_items_never_keep_media(write_config, engine: Engine, tmp_p
     assert media["p"][1] == ["https://cdn.example/p.jpg"]
 
 
-def test_without_the_model_package_rules_still_triage(monkeypatch: pytest.MonkeyPatch) -> None:
-    import handlers.embedding as embedding
+def test_without_the_shipped_head_rules_still_triage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import handlers.triage as triage
+    from handlers.head import Head, HeadMissing
 
-    def missing() -> Path:
-        raise embedding.ModelUnavailable("not installed")
-
-    monkeypatch.setattr(embedding, "model_dir", missing)
-    monkeypatch.setattr(embedding, "_shared", embedding._shared.__wrapped__)  # bypass the cache
+    with pytest.raises(HeadMissing, match=r"python -m handlers\.train"):
+        Head.load(tmp_path / "absent.npz")
+    real = Head.load
+    monkeypatch.setattr(Head, "load", classmethod(lambda cls: real(tmp_path / "absent.npz")))
     monkeypatch.setattr(triage, "_default", None)
     clf = triage.default_classifier()
     assert isinstance(clf, RuleClassifier)

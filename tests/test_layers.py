@@ -15,14 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("core", "storage", "monitors", "handlers", "bot", "hallmonitor")
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 SKIP = ("storage/migrations/versions/",)  # generated migration scripts
+
+
 # Late imports that another open issue removes; each entry must still be needed, so a fixed
 # one fails this test until it is deleted here.
-KNOWN_LATE = {
-    ("handlers/triage.py", "handlers.classifier"): "issue 13: triage split (verdict/rules/hybrid, one factory)",
-    ("handlers/triage.py", "handlers.embedding"): "issue 13: triage split (verdict/rules/hybrid, one factory)",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Edge:
     path: str  # the importing file, relative to the repo
@@ -87,7 +83,7 @@ def late(edges: list[Edge]) -> list[str]:
     return [
         f"{e.path}:{e.line}: imports {e.target} inside a function; import it at the top of the module"
         for e in edges
-        if e.late and (e.path, e.target) not in KNOWN_LATE
+        if e.late
     ]
 
 
@@ -119,13 +115,7 @@ def test_every_import_points_down_or_sideways() -> None:
 
 
 def test_no_project_module_is_imported_inside_a_function() -> None:
-    edges = project_imports(REPO)
-    assert late(edges) == []
-    still_late = {(e.path, e.target) for e in edges if e.late}
-    stale = [
-        f"{path} -> {target} ({why})" for (path, target), why in KNOWN_LATE.items() if (path, target) not in still_late
-    ]
-    assert stale == [], "fixed: remove these from KNOWN_LATE"
+    assert late(project_imports(REPO)) == []
 
 
 def test_module_level_imports_have_no_cycle() -> None:

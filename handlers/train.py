@@ -1,0 +1,238 @@
+"""Build the shipped triage head from the pinned corpus.
+
+    python -m handlers.train            # rebuild handlers/data/triage_head.npz
+    python -m handlers.train --check    # rebuild in memory, compare with the shipped file
+
+Steps: read the corpus (handlers/corpus.py), featurise (and embed our own
+comments with MiniLM for the semantic head), 5-fold
+cross-validation for out-of-fold probabilities, choose the route thresholds
+on them by expected cost (a missed disclosure costs most), fit the four
+heads on everything, save. Deterministic: the same files give the same head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handlers.corpus import DATASETS, PINS, SHIPPED, WRITTEN, Example, corpus, sha256
+from handlers.embedding import shared_model
+from handlers.features import Sparse, featurise
+from handlers.head import HEAD_FILE, PARTS, SEMANTIC_TOKENS, SMALL_DIM, Head, Linear, fit, fit_dense
+from handlers.normalise import normalise
+from handlers.route import Limits, blend, needs_second_look, route
+from handlers.rules import RuleScores, literal, rule_scores
+from handlers.verdict import CATEGORIES, ESCALATE
+
+FOLDS = 5
+IN_DOMAIN = ("ours", "written")
+# What a wrong route costs, relative to a needless SLT ping.
+COST = {"missed_dsl": 10.0, "false_dsl": 4.0, "missed_escalation": 5.0, "false_escalation": 3.0}
+GRID = tuple(round(0.05 + 0.025 * i, 3) for i in range(27))  # 0.05 .. 0.70
+
+
+@dataclass(slots=True)
+class Built:
+    rows: list[Example]
+    x: Sparse
+    rules: list[RuleScores]
+    semantic: np.ndarray  # indices of the rows the semantic head learns from (ours)
+    embeddings: np.ndarray  # their MiniLM vectors, in that order
+
+
+def prepare(rows: list[Example]) -> Built:
+    normalised = [normalise(r.text) for r in rows]
+    rules = [rule_scores(t, normalised=True) for t in normalised]
+    cleaned = [literal(t) for t in normalised]  # as the hybrid reads them
+    ours = np.array([i for i, r in enumerate(rows) if r.source in IN_DOMAIN], dtype=np.int64)
+    vectors = shared_model().encode([cleaned[i] for i in ours], max_tokens=SEMANTIC_TOKENS)
+    return Built(rows, featurise(cleaned, normalised=True), rules, ours, vectors)
+
+
+def fold_of(example: Example) -> int:
+    return zlib.crc32(example.text.encode()) % FOLDS
+
+
+def fit_category(built: Built, which: np.ndarray) -> Linear:
+    y = np.array([CATEGORIES.index(built.rows[i].category) for i in which])
+    weight = np.array([built.rows[i].weight for i in which])
+    return fit(built.x.take(which), y, list(CATEGORIES), weight)
+
+
+def fit_labels(built: Built, attr: str) -> Linear:
+    which = np.array([i for i, r in enumerate(built.rows) if getattr(r, attr)])
+    classes = sorted({getattr(built.rows[i], attr) for i in which})
+    y = np.array([classes.index(getattr(built.rows[i], attr)) for i in which])
+    return fit(built.x.take(which), y, classes, np.ones(len(which)), dim=SMALL_DIM)
+
+
+def fit_semantic(built: Built, which: np.ndarray) -> Linear:
+    """`which` indexes built.semantic / built.embeddings."""
+    rows = [built.rows[i] for i in built.semantic[which]]
+    y = np.array([CATEGORIES.index(r.category) for r in rows])
+    return fit_dense(built.embeddings[which], y, list(CATEGORIES), np.array([r.weight for r in rows]))
+
+
+def out_of_fold(built: Built) -> np.ndarray:
+    """Out-of-fold probabilities as the hybrid computes them: the hashed-feature head for
+    every row, blended with the semantic head where it would be asked (our rows only; the
+    public rows have no embeddings, so their figures are the first head's)."""
+    folds = np.array([fold_of(r) for r in built.rows])
+    probs = np.zeros((len(built.rows), len(CATEGORIES)))
+    semantic_folds = folds[built.semantic]
+    for k in range(FOLDS):
+        head = fit_category(built, np.flatnonzero(folds != k))
+        test = np.flatnonzero(folds == k)
+        probs[test] = head.proba(built.x.take(test))
+        second = fit_semantic(built, np.flatnonzero(semantic_folds != k))
+        local = np.flatnonzero(semantic_folds == k)
+        p2 = second.proba_dense(built.embeddings[local])
+        for i, semantic in zip(built.semantic[local], p2, strict=True):
+            fast = dict(zip(CATEGORIES, map(float, probs[i]), strict=True))
+            if needs_second_look(fast, built.rules[i]):
+                probs[i] = list(blend(fast, dict(zip(CATEGORIES, map(float, semantic), strict=True))).values())
+    return probs
+
+
+def routes(built: Built, probs: np.ndarray, limits: Limits, which: Sequence[int]) -> list[str]:
+    return [route(dict(zip(CATEGORIES, map(float, probs[i]), strict=True)), built.rules[i], limits)[0] for i in which]
+
+
+def cost(gold: list[str], got: list[str]) -> float:
+    total = 0.0
+    for g, p in zip(gold, got, strict=True):
+        g_esc, p_esc = ESCALATE.get(g, "none"), ESCALATE.get(p, "none")
+        if g_esc == "dsl" and p_esc != "dsl":
+            total += COST["missed_dsl"]
+        elif g_esc != "dsl" and p_esc == "dsl":
+            total += COST["false_dsl"]
+        elif g_esc != "none" and p_esc == "none":
+            total += COST["missed_escalation"]
+        elif g_esc == "none" and p_esc != "none":
+            total += COST["false_escalation"]
+    return total
+
+
+def choose_thresholds(built: Built, probs: np.ndarray) -> dict[str, float]:
+    """DSL then SLT threshold minimising the expected cost on our own (in-domain) rows;
+    ties go to the lower threshold (more recall)."""
+    which = [i for i, r in enumerate(built.rows) if r.source in IN_DOMAIN]
+    gold = [built.rows[i].category for i in which]
+    slt = 0.45
+    dsl = min(GRID, key=lambda t: (cost(gold, routes(built, probs, Limits(t, slt, 0.5), which)), t))
+    slt = min(GRID, key=lambda t: (cost(gold, routes(built, probs, Limits(dsl, t, 0.5), which)), t))
+    media = min(
+        GRID,
+        key=lambda t: (
+            sum(g != p for g, p in zip(gold, routes(built, probs, Limits(dsl, slt, t), which), strict=True)),
+            t,
+        ),
+    )
+    return {"dsl": dsl, "slt": slt, "media": media}
+
+
+def manifest(rows: list[Example]) -> dict[str, object]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[f"{r.source}/{r.category}"] = counts.get(f"{r.source}/{r.category}", 0) + 1
+    files = {s.file: sha256(DATASETS / s.file) for s in SHIPPED}
+    files[WRITTEN.name] = sha256(WRITTEN)
+    return {"examples": len(rows), "counts": dict(sorted(counts.items())), "sha256": files}
+
+
+def build(
+    rows: list[Example] | None = None, thresholds: dict[str, float] | None = None
+) -> tuple[Head, Built, np.ndarray]:
+    """The head, the prepared corpus and the out-of-fold probabilities. With `thresholds`
+    given, cross-validation is skipped (the test that re-fits the shipped head uses this)."""
+    built = prepare(rows if rows is not None else corpus())
+    probs = np.zeros((0, len(CATEGORIES)))
+    if thresholds is None:
+        probs = out_of_fold(built)
+        thresholds = choose_thresholds(built, probs)
+    everything = np.arange(len(built.rows))
+    semantic = fit_semantic(built, np.arange(len(built.semantic)))
+    head = Head(
+        fit_category(built, everything), fit_labels(built, "kind"), fit_labels(built, "register"), semantic, thresholds
+    )
+    head.manifest = manifest(built.rows)
+    return head, built, probs
+
+
+def same(a: Head, b: Head) -> list[str]:
+    """Where two heads differ (int8 weights may move by one step; thresholds and classes must match)."""
+    problems = []
+    for name in PARTS:
+        x, y = getattr(a, name), getattr(b, name)
+        if x.classes != y.classes or x.weights.shape != y.weights.shape:
+            problems.append(f"{name}: classes or shape differ")
+        elif np.abs(x.weights.astype(int) - y.weights.astype(int)).max() > 1 or not np.allclose(
+            x.bias, y.bias, atol=1e-3
+        ):
+            problems.append(f"{name}: weights differ")
+    if a.thresholds != b.thresholds:
+        problems.append(f"thresholds differ: {a.thresholds} vs {b.thresholds}")
+    return problems
+
+
+def figures(pairs: list[tuple[str, str]]) -> str:
+    """gold and given categories -> the issue's figures as one line."""
+    esc = [(ESCALATE.get(g, "none"), ESCALATE.get(p, "none")) for g, p in pairs]
+    should = [e for e in esc if e[0] != "none"]
+    dsl = [e for e in esc if e[0] == "dsl"]
+    rest = [e for e in esc if e[0] == "none"]
+    not_dsl = [e for e in esc if e[0] != "dsl"]
+    parts = [f"n={len(pairs):5d}", f"category acc {sum(g == p for g, p in pairs) / len(pairs):.3f}"]
+    if should:
+        parts.append(f"esc recall {sum(p != 'none' for _, p in should) / len(should):.3f} (of {len(should)})")
+    if dsl:
+        parts.append(f"DSL recall {sum(p == 'dsl' for _, p in dsl) / len(dsl):.3f} (of {len(dsl)})")
+    if rest:
+        parts.append(f"false esc {sum(p != 'none' for _, p in rest) / len(rest):.3f}")
+    if not_dsl:
+        parts.append(f"false DSL {sum(p == 'dsl' for _, p in not_dsl) / len(not_dsl):.3f}")
+    return "  ".join(parts)
+
+
+def report(head: Head, built: Built, probs: np.ndarray) -> list[str]:
+    """Out-of-fold figures by source, routed with the chosen thresholds and the rules."""
+    limits = Limits(head.thresholds["dsl"], head.thresholds["slt"], head.thresholds["media"])
+    given = routes(built, probs, limits, range(len(built.rows)))
+    by_source: dict[str, list[tuple[str, str]]] = {}
+    for row, got in zip(built.rows, given, strict=True):
+        by_source.setdefault(row.source, []).append((row.category, got))
+    lines = [f"{FOLDS}-fold cross-validation (out-of-fold), thresholds {head.thresholds}"]
+    lines += [f"  {source:<13} {figures(pairs)}" for source, pairs in sorted(by_source.items())]
+    ours = [p for s in IN_DOMAIN for p in by_source.get(s, [])]
+    lines.append(f"  {'ours+written':<13} {figures(ours)}")
+    lines.append(f"  {'all':<13} {figures([p for pairs in by_source.values() for p in pairs])}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="rebuild and compare with the shipped head; write nothing")
+    parser.add_argument("--out", type=Path, default=HEAD_FILE)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    head, built, probs = build()
+    print(f"built from {len(built.rows)} examples in {time.perf_counter() - started:.1f} s")
+    print("\n".join(report(head, built, probs)))
+    if args.check:
+        problems = same(head, Head.load(args.out))
+        print("\n".join(problems) or f"{args.out.name} matches the rebuild")
+        return 1 if problems else 0
+    head.save(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB); pins in {PINS.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

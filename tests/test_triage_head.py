@@ -1,0 +1,36 @@
+"""The shipped triage head: small, loaded not trained, and exactly what the
+build script makes from the pinned sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.corpus import DATASETS, SHIPPED, WRITTEN, CorpusError, pins, read_public, sha256
+from handlers.head import HEAD_FILE, Head
+from handlers.train import build, same
+
+
+def test_the_shipped_head_is_small_and_says_what_built_it() -> None:
+    assert HEAD_FILE.stat().st_size < 1_000_000
+    head = Head.load()
+    assert set(head.thresholds) == {"dsl", "slt", "media"}
+    assert head.manifest["sha256"][WRITTEN.name] == sha256(WRITTEN)  # type: ignore[index]
+    for spec in SHIPPED:
+        assert head.manifest["sha256"][spec.file] == pins()[spec.file]  # type: ignore[index]
+
+
+@pytest.mark.skipif(not DATASETS.exists(), reason="needs ../shared/datasets (the pinned public sets)")
+def test_the_build_script_reproduces_the_shipped_head() -> None:
+    """Re-fits all four heads on the full corpus (about a minute). The thresholds come from the
+    build's cross-validation, which `python -m handlers.train --check` re-runs in full (3 to 9 min)."""
+    shipped = Head.load()
+    rebuilt, _built, _ = build(thresholds=dict(shipped.thresholds))
+    assert same(rebuilt, shipped) == []
+    assert rebuilt.manifest == shipped.manifest
+
+
+def test_a_changed_public_file_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = SHIPPED[0]
+    (tmp_path / spec.file).write_text('{"text": "x", "label": "hateful/slur_h", "source_id": "1"}\n')
+    with pytest.raises(CorpusError, match="sha256 differs"):
+        read_public(spec, tmp_path)
