@@ -275,11 +275,21 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise HallMonitorError(f"{gold}: no such file; pass --gold PATH")
     if args.what == "policy":
         figures = run_policy_eval(gold, Path(args.policies or gold.parent.parent / "policies"))
-        text = format_policy(figures, show_misses=not args.quiet)
+        if args.no_misses:  # figures only: no question text leaves the run (the lead scores blind sets so)
+            figures.pop("misses", None)
+        text = format_policy(figures, show_misses=not (args.quiet or args.no_misses))
     else:
         figures = run_triage_eval(gold)
         text = format_triage(figures, show_misses=not args.quiet)
     print(json.dumps(figures, indent=2) if args.json else text)
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from handlers.policy.document import load_policy
+    from handlers.policy.show import render
+
+    print(render(load_policy(Path(args.file)), full=args.full))
     return 0
 
 
@@ -324,7 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--no-misses", action="store_true", help="figures only: never print or return question texts")
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("policy", help="how a policy document was read")
+    p.add_argument("action", choices=["show"])
+    p.add_argument("file", help="the policy file (.pdf, .docx, .doc, .md, .txt)")
+    p.add_argument("--full", action="store_true", help="print every clause in full")
+    p.set_defaults(func=cmd_policy)
     return parser
 
 

@@ -139,7 +139,9 @@ class PolicyParser:
             self.next = self.lines[i + 1] if i + 1 < len(self.lines) else ""
             self.style, self.next_style = self.styles[i], (self.styles[i + 1] if i + 1 < len(self.lines) else "")
             self.whole = self.source[i].whole
-            if self.style in ("heading", "title") and not self._numbered_clause(line):
+            if self.style == "title":
+                continue  # the document's title is metadata, not a section
+            if self.style == "heading" and not self._numbered_clause(line):
                 self._layout_heading(line, self.source[i].level)
             else:
                 self._line(line)
@@ -227,17 +229,15 @@ class PolicyParser:
             self._new_block("paragraph", text)
 
     def _new_block(self, kind: str, text: str) -> None:
-        self.blocks.append(_Block("", self._full_heading(), kind, [text], section=self.heading.split(" › ")[-1] or "Preamble"))
+        section = self.heading.split(" › ")[-1] or "Preamble"
+        self.blocks.append(_Block("", self._full_heading(), kind, [text], section=section))
         self.open = True
 
 
 def _title_like(line: str) -> bool:
-    """Short, capitalised words without a full stop: "Parents/Carers", "Use of Mobile Phones"."""
+    """A few words starting with a capital, without a full stop: "Parents/Carers", "Reporting concerns"."""
     words = line.strip().replace("**", "").split()
-    small = {"of", "and", "the", "for", "to", "in", "on", "a", "by", "with", "&", "or"}
-    return 0 < len(words) <= 6 and all(w[:1].isupper() or w in small or not w[:1].isalpha() for w in words) and not (
-        line.rstrip().endswith((*_TERMINAL, ","))
-    )
+    return 0 < len(words) <= 6 and words[0][:1].isupper() and not line.rstrip().endswith((*_TERMINAL, ","))
 
 
 def split_clauses(lines: list[Line], *, max_chars: int = 1500) -> list[Clause]:
