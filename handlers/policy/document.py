@@ -59,16 +59,15 @@ def _review_date(value: str) -> date | None:
     return date(int(year.group(0)), month, day)
 
 
-def _metadata(lines: list[Line]) -> tuple[str | None, str | None, str | None, str | None]:
-    texts = [line.text.strip().replace("**", "").replace("\t", " ") for line in lines if line.text.strip()][:40]
-    marked = [line.text.strip() for line in lines[:25] if line.style in ("title", "heading")]
+def _metadata(source: list[Line]) -> tuple[str | None, str | None, str | None, str | None]:
+    lines = [line.text.strip().replace("**", "").replace("\t", " ") for line in source if line.text.strip()][:40]
+    marked = [line.text.strip() for line in source[:25] if line.style in ("title", "heading")]
 
     def title_like(line: str) -> bool:  # short, capitalised, not a sentence or a numbered clause
         return (
             len(line) < 70 and line[:1].isupper() and not line.endswith((".", ":", ",", ";")) and not line[:1].isdigit()
         )
 
-    lines = texts
     top = [line for line in lines[:15] if title_like(line)]
     policy_words = re.compile(r"\b(?:policy|policies|statement|procedures?|guidance)\b", re.I)
     title = next((line for line in marked + top if policy_words.search(line) and len(line.split()) > 1), None)

@@ -31,9 +31,15 @@ PROCEDURE = re.compile(
 )
 # "Does this apply to me?" is answered by whom the policy covers; "what counts as ...?" by a definition.
 SCOPE_QUESTION = re.compile(
-    r"\b(?:apply|applies|cover|covers|covered|include[sd]?) (?:to )?(?:me|us|volunteers?|governors?)\b", re.I
+    r"\b(?:apply|applies|cover|covers|covered|include[sd]?) (?:to )?(?:me|us|volunteers?|governors?|staff)\b|"
+    r"\bwho (?:is|does) (?:this|the) policy\b|\bam i (?:covered|included)\b",
+    re.I,
 )
-DEFINITION_QUESTION = re.compile(r"\bwhat (?:counts|is meant|does .{1,30} mean|is classed)\b|\bdefin\w+", re.I)
+DEFINITION_QUESTION = re.compile(
+    r"\bwhat (?:counts|is meant|does .{1,30} mean|is classed)\b|\bdefin\w+|\bcount(?:s|ed)? (?:as|under)\b|"
+    r"\b(?:does|do|is|are) .{1,30} (?:count|included|covered)\b",
+    re.I,
+)
 PROCEDURE_WORDS = re.compile(
     r"\b(?:report\w*|rais\w+|alert\w*|inform\w*|record\w*|contact\w*|refer\w*|approv\w*|permission|consent|"
     r"designated safeguarding lead|dsl|headteacher|head teacher|manager|police)\b",
@@ -55,6 +61,8 @@ FEATURES = (
     "definition_question",
     "dense_z",
     "words_z",
+    "weighted_coverage",
+    "entities",
     *(f"role_{r}" for r in ROLES),
     "audience_staff",
     "audience_other",
@@ -91,6 +99,8 @@ class QueryFeatures:
     heading: np.ndarray
     coverage: np.ndarray
     static: np.ndarray
+    weighted: np.ndarray | None = None  # idf-weighted share of the question's known words in each clause
+    entities: np.ndarray | None = None  # 1 where the clause names every person the question is about
     unknown: float = 0.0  # share of the question's words this policy never uses
     centroid: float = 0.0  # meaning similarity of the question to the policy as a whole
 
@@ -120,6 +130,8 @@ class QueryFeatures:
                 (1.0 if DEFINITION_QUESTION.search(self.question) else 0.0) * self.column("role_definition"),
                 _z(self.dense),
                 _z(self.words),
+                self.weighted if self.weighted is not None else self.coverage,
+                self.entities if self.entities is not None else np.ones(len(self.words)),
             ],
             axis=1,
         )

@@ -30,6 +30,7 @@ from handlers.policy.vocabulary import canonical_tokens
 log = logging.getLogger(__name__)
 
 K1, B = 1.2, 0.75
+PEOPLE = frozenset({"pupil", "parent", "formerpupil", "relative", "colleague", "governor", "visitor", "volunteer"})
 INDEX_TOKENS = 128  # MiniLM-L6 was trained on 128-token inputs; longer clauses cost time, not accuracy
 
 
@@ -82,7 +83,10 @@ class PolicyIndex:
         except ModelUnavailable:
             log.warning("policy_index_without_embeddings reason=model package missing; words only")
             self.encoder = None
-        self.vectors, self.heading_vectors = self._vectors(use_cache) if self.encoder is not None else (None, None)
+        self.vectors: np.ndarray | None = None
+        self.heading_vectors: np.ndarray | None = None
+        if self.encoder is not None:
+            self.vectors, self.heading_vectors = self._vectors(use_cache)
         self.centroid = np.zeros(384, dtype=np.float32)
         if self.vectors is not None and len(self.vectors):
             mean = self.vectors.mean(0)
@@ -139,7 +143,16 @@ class PolicyIndex:
         else:
             dense = heading = np.zeros(len(self.clauses), dtype=np.float32)
         unknown = 1.0 - len(wanted) / len(set(tokens)) if tokens else 1.0
-        return QueryFeatures(question, words, dense, heading, coverage, self.static, unknown, centroid)
+        weighted = np.zeros(len(self.clauses), dtype=np.float32)
+        total = sum(self.idf[t] for t in wanted)
+        for term in wanted:
+            for i, _ in self.postings[term]:
+                weighted[i] += self.idf[term] / total
+        people = set(tokens) & PEOPLE
+        entities = np.array([1.0 if people <= tf.keys() else 0.0 for tf in self.tf], dtype=np.float32)
+        return QueryFeatures(
+            question, words, dense, heading, coverage, self.static, weighted, entities, unknown, centroid
+        )
 
     def matrix(self, question: str) -> tuple[QueryFeatures, np.ndarray]:
         query = self.query(question)

@@ -14,17 +14,7 @@ from handlers.policy.features import FEATURES, QueryFeatures
 from handlers.policy.reader import PolicyError
 
 MODEL_PATH = Path(__file__).with_name("policy_model.json")
-ABSTAIN_FEATURES = (
-    "top_score",
-    "margin",
-    "top_dense",
-    "max_dense",
-    "top_words",
-    "top_coverage",
-    "top_heading",
-    "unknown_words",
-    "centroid",
-)
+ABSTAIN_FEATURES = ("top_score", "top_dense", "top_words", "top_heading", "unknown_words", "top_entities")
 
 
 @dataclass(slots=True)
@@ -52,27 +42,15 @@ class Model:
 
 
 def abstain_signals(scores: np.ndarray, x: np.ndarray, query: QueryFeatures) -> np.ndarray:
-    """What says "nothing here is about the question": the best clause's score and margin, its meaning and
-    word match, the best meaning similarity anywhere, how many of the question's words the policy never
-    uses, and how near the question is to the policy as a whole."""
+    """What says "nothing here is about the question": the best clause's score, its meaning, word and heading
+    match, how many of the question's words the policy never uses, and whether the best clause names the
+    people the question is about (a parent, a former pupil ...)."""
     if len(scores) == 0:
         return np.zeros(len(ABSTAIN_FEATURES), dtype=np.float32)
-    order = np.argsort(-scores)
-    top = int(order[0])
-    second = float(scores[order[1]]) if len(order) > 1 else float(scores[top]) - 1.0
-    col = {name: FEATURES.index(name) for name in ("dense", "words_log", "coverage", "heading_dense")}
+    top = int(np.argmax(scores))
+    column = {name: x[top, FEATURES.index(name)] for name in ("dense", "words_log", "heading_dense", "entities")}
     return np.array(
-        [
-            scores[top],
-            scores[top] - second,
-            x[top, col["dense"]],
-            x[:, col["dense"]].max(),
-            x[top, col["words_log"]],
-            x[top, col["coverage"]],
-            x[top, col["heading_dense"]],
-            query.unknown,
-            query.centroid,
-        ],
+        [scores[top], column["dense"], column["words_log"], column["heading_dense"], query.unknown, column["entities"]],
         dtype=np.float32,
     )
 

@@ -240,7 +240,7 @@ def _title_like(line: str) -> bool:
     return 0 < len(words) <= 6 and words[0][:1].isupper() and not line.rstrip().endswith((*_TERMINAL, ","))
 
 
-def split_clauses(lines: list[Line], *, max_chars: int = 1500) -> list[Clause]:
+def split_clauses(source: list[Line], *, max_chars: int = 1500) -> list[Clause]:
     """Citable units in document order. A clause with sub-items or bullets is
     cited whole when it is short enough, and each item is citable on its own.
     Unnumbered text is cited by heading: "HANDLING ABUSE, bullet 2"."""
@@ -251,7 +251,7 @@ def split_clauses(lines: list[Line], *, max_chars: int = 1500) -> list[Clause]:
         counts[(section, kind)] = counts.get((section, kind), 0) + 1
         return counts[(section, kind)]
 
-    for block in PolicyParser(lines).parse():
+    for block in PolicyParser(source).parse():
         label = block.label or f"{block.section}, {block.kind} {count(block.section, block.kind)}"
         lead = _join(block.parts)
         if not block.children:

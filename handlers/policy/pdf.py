@@ -66,19 +66,21 @@ def read_pdf(path: Path) -> Source:
     for number, page in enumerate(pages, 1):
         for text, size, bold in page:
             if text.strip():
-                lines.append(Line(text.rstrip(), page=number, **_style(text, size, bold, body, larger)))
+                style, level = _style(text, size, bold, body, larger)
+                lines.append(Line(text.rstrip(), page=number, style=style, level=level))
     return Source(lines, layout=bool(body), pages=len(pages))
 
 
-def _style(text: str, size: float, bold: float, body: float, larger: list[float]) -> dict[str, object]:
+def _style(text: str, size: float, bold: float, body: float, larger: list[float]) -> tuple[str, int]:
+    """(style, heading level) for one line from its font size and bold share."""
     stripped = text.strip()
     if not size or not body:
-        return {"style": ""}
+        return "", 0
     sentence = stripped.endswith((".", ";", ",")) or len(stripped) > 100
     if size in larger and not sentence:
-        return {"style": "heading", "level": larger.index(size) + 1}
+        return "heading", larger.index(size) + 1
     if bold > 0.9 and abs(size - body) < 0.5 and not sentence and len(stripped.split()) <= 12:
-        return {"style": "heading", "level": len(larger) + 1}
+        return "heading", len(larger) + 1
     if size < body - 0.4:
-        return {"style": "small"}
-    return {"style": "body"}
+        return "small", 0
+    return "body", 0
