@@ -274,7 +274,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not gold.exists():
         raise HallMonitorError(f"{gold}: no such file; pass --gold PATH")
     if args.what == "policy":
-        figures = run_policy_eval(gold, Path(args.policies or gold.parent.parent / "policies"))
+        try:
+            figures = run_policy_eval(gold, Path(args.policies) if args.policies else None)
+        except ValueError as exc:
+            raise HallMonitorError(str(exc)) from None
         if args.no_misses:  # figures only: no question text leaves the run (the lead scores blind sets so)
             figures.pop("misses", None)
         text = format_policy(figures, show_misses=not (args.quiet or args.no_misses))
@@ -331,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score an evaluation set")
     p.add_argument("what", choices=["triage", "policy"])
     p.add_argument("--gold", help="labelled set (default ../shared/eval/<what>_dev.jsonl)")
-    p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
+    p.add_argument(
+        "--policies", help="folder of the policies a policy set names (default beside the eval folder, else ../shared)"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--no-misses", action="store_true", help="figures only: never print or return question texts")

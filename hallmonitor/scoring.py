@@ -141,10 +141,22 @@ def score_policy(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]])
     return figures
 
 
-def run_policy_eval(path: str | Path, policies: str | Path) -> dict[str, Any]:
+def policies_folder(gold_path: Path, gold: list[dict[str, Any]]) -> Path:
+    """Where the policies a set names are: beside its folder (../shared/eval -> ../shared/policies), else the
+    project's ../shared/policies."""
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "policies"
+    for folder in (gold_path.resolve().parent.parent / "policies", shared):
+        if all((folder / g["policy"]).exists() for g in gold):
+            return folder
+    missing = sorted({g["policy"] for g in gold if not (shared / g["policy"]).exists()})
+    raise ValueError(f"{gold_path}: policies not found ({', '.join(missing[:3])}); pass --policies FOLDER")
+
+
+def run_policy_eval(path: str | Path, policies: str | Path | None = None) -> dict[str, Any]:
     from handlers.policy import ask
 
     gold = read_jsonl(path)
+    policies = policies or policies_folder(Path(path), gold)
     answers = {g["id"]: ask(Path(policies) / g["policy"], g["question"]).as_dict() for g in gold}
     return score_policy(gold, answers)
 

@@ -96,8 +96,8 @@ def test_score_policy_no_misses_prints_figures_only(tmp_path: Path) -> None:
         {"id": "x2", "policy": "real-world/breacc-twickenham.pdf", "question": "SECRET-TWO lunch?", "abstain": True},
     ]
     gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for flags in ([], ["--json"]):
-        out = hm("score", "policy", "--gold", str(gold), "--policies", str(SHARED / "policies"), "--no-misses", *flags)
+    for flags in (["--policies", str(SHARED / "policies")], ["--json"]):  # without --policies: ../shared/policies
+        out = hm("score", "policy", "--gold", str(gold), "--no-misses", *flags)
         assert out.returncode == 0, out.stderr
         assert "SECRET" not in out.stdout and "northgate.txt" in out.stdout
     assert "real-world/breacc-twickenham.pdf" in out.stdout and "false_abstention" in out.stdout

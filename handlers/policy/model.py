@@ -14,7 +14,7 @@ from handlers.policy.features import FEATURES, QueryFeatures
 from handlers.policy.reader import PolicyError
 
 MODEL_PATH = Path(__file__).with_name("policy_model.json")
-ABSTAIN_FEATURES = ("top_score", "top_dense", "top_words", "top_heading", "unknown_words", "top_entities")
+ABSTAIN_FEATURES = ("top_dense", "max_dense", "top_words", "unknown_words", "top_entities")
 
 
 @dataclass(slots=True)
@@ -42,16 +42,16 @@ class Model:
 
 
 def abstain_signals(scores: np.ndarray, x: np.ndarray, query: QueryFeatures) -> np.ndarray:
-    """What says "nothing here is about the question": the best clause's score, its meaning, word and heading
-    match, how many of the question's words the policy never uses, and whether the best clause names the
-    people the question is about (a parent, a former pupil ...)."""
+    """What says "nothing here is about the question", in measures that mean the same in any policy (not the
+    ranker's score or heading match, which depend on how a policy is written): the best clause's meaning and
+    word match, the best meaning similarity anywhere, the share of the question's words the policy never
+    uses, and whether the best clause names the people the question is about (a parent, a former pupil ...)."""
     if len(scores) == 0:
         return np.zeros(len(ABSTAIN_FEATURES), dtype=np.float32)
     top = int(np.argmax(scores))
-    column = {name: x[top, FEATURES.index(name)] for name in ("dense", "words_log", "heading_dense", "entities")}
+    dense, words, entities = (FEATURES.index(name) for name in ("dense", "words_log", "entities"))
     return np.array(
-        [scores[top], column["dense"], column["words_log"], column["heading_dense"], query.unknown, column["entities"]],
-        dtype=np.float32,
+        [x[top, dense], x[:, dense].max(), x[top, words], query.unknown, x[top, entities]], dtype=np.float32
     )
 
 
