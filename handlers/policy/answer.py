@@ -70,8 +70,10 @@ def _choices(index: PolicyIndex, question: str, top: Clause) -> list[dict[str, s
     if not (tokens & CONTACT) or _audience(question):
         return []
     out = []
+    follow_ups = {token: f"{question.rstrip(' ?')} — with {phrase}?" for token, phrase in AUDIENCES.items()}
+    index.prepare(list(follow_ups.values()))
     for token, phrase in AUDIENCES.items():
-        follow_up = f"{question.rstrip(' ?')} — with {phrase}?"
+        follow_up = follow_ups[token]
         about = [h for h in index.search(follow_up, k=15) if token in index.tf[h.index]]
         if about:  # the policy says something about this audience
             out.append({"audience": phrase, "question": follow_up, "clause": index.clauses[about[0].index].label})

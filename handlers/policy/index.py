@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 K1, B = 1.2, 0.75
 PEOPLE = frozenset({"pupil", "parent", "formerpupil", "relative", "colleague", "governor", "visitor", "volunteer"})
+QUERY_CACHE = 64  # recent questions per index whose features are kept
 INDEX_TOKENS = 128  # MiniLM-L6 was trained on 128-token inputs; longer clauses cost time, not accuracy
 
 
@@ -92,6 +93,7 @@ class PolicyIndex:
             mean = self.vectors.mean(0)
             self.centroid = mean / (np.linalg.norm(mean) + 1e-9)
         self.static = np.array([clause_features(c) for c in self.clauses], dtype=np.float32).reshape(n, -1)
+        self._queries: dict[str, QueryFeatures] = {}
         self.build_seconds = time.perf_counter() - started
 
     def _vectors(self, use_cache: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -130,14 +132,36 @@ class PolicyIndex:
         return scores
 
     def query(self, question: str) -> QueryFeatures:
-        """Everything about the question the features need, computed once."""
+        """Everything about the question the features need, computed once per question text (an answer asks
+        for the same question's ranking more than once)."""
+        cached = self._queries.get(question)
+        if cached is None:
+            cached = self._queries[question] = self._query(question)
+            if len(self._queries) > QUERY_CACHE:
+                self._queries.pop(next(iter(self._queries)))
+        return cached
+
+    def prepare(self, questions: list[str]) -> None:
+        """Embed several questions in one batch (the follow-ups of a "who is it about?" answer)."""
+        new = [q for q in dict.fromkeys(questions) if q not in self._queries]
+        if not new:
+            return
+        vectors = self.encoder.encode(new) if self.encoder is not None and self.vectors is not None else None
+        for n, question in enumerate(new):
+            self._queries[question] = self._query(question, None if vectors is None else vectors[n])
+
+    def forget_queries(self) -> None:
+        """Drop the kept question features (bench/ask.py times each answer as a first asking)."""
+        self._queries.clear()
+
+    def _query(self, question: str, vector: np.ndarray | None = None) -> QueryFeatures:
         tokens = canonical_tokens(question)
         words = self.bm25(tokens)
         wanted = {t for t in tokens if t in self.idf}
         coverage = np.array([len(wanted & tf.keys()) / len(wanted) if wanted else 0.0 for tf in self.tf], np.float32)
         centroid = 0.0
         if self.vectors is not None and self.heading_vectors is not None and self.encoder is not None:
-            q = self.encoder.encode([question])[0]
+            q = vector if vector is not None else self.encoder.encode([question])[0]
             dense, heading = self.vectors @ q, self.heading_vectors @ q
             centroid = float(self.centroid @ q)
         else:
