@@ -41,6 +41,13 @@ def test_verdicts_come_from_the_clauses_own_modality() -> None:
     assert verdict_for("Can I post photos of pupils?", only) == "Only with written consent from parents."
     report = _clause("Staff should report any abuse they receive online to the headteacher.")
     assert verdict_for("Someone is abusing me online, who do I tell?", report) == "Report it to the headteacher."
+    misfiled = _clause(
+        "ensure that where their account is updated by proxy, it remains in line with this policy.",
+        "employees must not:",
+    )
+    assert verdict_for("My partner updates my Facebook for me, can I let them?", misfiled) != "No."
+    alias = _clause("set up and/or use an alias social media account to circumvent the policy", "employees must not:")
+    assert verdict_for("Can I set up an alias account?", alias) == "No."
     unrelated = _clause("The school minibus must be booked a week ahead.")
     assert verdict_for("Can I accept a friend request from a parent?", unrelated) is None
 

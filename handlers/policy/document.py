@@ -18,7 +18,7 @@ from handlers.policy.reader import Line, PolicyError, read_source
 
 __all__ = ["PolicyDocument", "PolicyError", "load_policy"]
 
-PARSER_VERSION = "4"
+PARSER_VERSION = "5"
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _NEXT_REVIEW = re.compile(r"next review(?: date| due)?(?: by| on)?\s*:?\s*(.+)", re.I)
 _LAST_REVIEW = re.compile(r"(?:last )?reviewed(?: by [^\t:]*)?(?: on)?\s*[:\t]\s*(.+)", re.I)

@@ -213,8 +213,8 @@ class PolicyParser:
                 return
             next_long = bool(self.next.startswith(" ")) and len(self.next.split()) >= 5
             if self.unnumbered and short and next_long:
-                # a role or topic ("SLT", "Parents/Carers") introducing the bullets below; kept citable too
-                self._new_block("bullet", text)
+                # a role or topic ("SLT", "Parents/Carers") introducing the bullets below: a sub-heading,
+                # never a clause of its own
                 self.sub_heading, self.open = text, False
                 return
             introduced = current is not None and self.open and (current.kind == "clause" or current.introduces())

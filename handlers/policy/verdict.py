@@ -41,6 +41,7 @@ OBLIGATION_QUESTION = re.compile(
     r"\b(?:do|does) (?:i|we|they|staff) (?:have|need) to\b|\bmust i\b|\bam i (?:required|expected|obliged)\b", re.I
 )
 NOT_REQUIRED = re.compile(r"\bnot (?:an? )?(?:expectation|requirement|condition|required|obliged|expected)\b", re.I)
+OWN_MODALITY = re.compile(r"^(?:\w+ ){0,3}?(?:ensure|should|must|shall|need to|are required|is required)\b", re.I)
 REFUSING = re.compile(r"\b(?:decline|refuse|reject|ignore|block|unfollow|avoid|delete|remove|stop|say no)\b", re.I)
 
 
@@ -80,7 +81,10 @@ def verdict_for(question: str, clause: Clause) -> str | None:
     sentence = _best_sentence(question, clause)
     if sentence is None:
         return None
-    text = f"{frame} {sentence}" if frame and not NEGATIVE.search(sentence) else sentence
+    # the lead ("employees must not:") frames a bullet unless the bullet states its own modality
+    # ("ensure that ...", "should ...": a bullet filed under a heading that does not fit it)
+    own = NEGATIVE.search(sentence) or OWN_MODALITY.match(sentence) or POSITIVE.search(sentence)
+    text = f"{frame} {sentence}" if frame and not own else sentence
     if PROCEDURE.search(question) or not PERMISSION.search(question):
         found = REPORT_TO.search(f"{clause.lead} {clause.text}")
         if found and (PROCEDURE.search(question) or "report" in question.lower()):
