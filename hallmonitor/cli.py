@@ -34,6 +34,8 @@ from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, r
 from hallmonitor.service import Service
 from handlers.deadline import reply_by, why_due
 from handlers.policy import ask, index_for
+from handlers.policy.document import load_policy
+from handlers.policy.show import render
 from handlers.polling import PollSummary
 from handlers.triage import default_classifier
 from monitors.http import USER_AGENT
@@ -361,14 +363,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not gold.exists():
         raise HallMonitorError(f"{gold}: no such file; pass --gold PATH")
     if args.what == "policy":
-        figures = run_policy_eval(gold, Path(args.policies or gold.parent.parent / "policies"))
-        text = format_policy(figures, show_misses=not args.quiet)
+        try:
+            figures = run_policy_eval(gold, Path(args.policies) if args.policies else None)
+        except ValueError as exc:
+            raise HallMonitorError(str(exc)) from None
+        if args.no_misses:  # figures only: no question text leaves the run (the lead scores blind sets so)
+            figures.pop("misses", None)
+        text = format_policy(figures, show_misses=not (args.quiet or args.no_misses))
     else:
         figures = run_triage_eval(gold)
         if args.no_misses:
             figures.pop("misses")
         text = format_triage(figures, show_misses=not (args.quiet or args.no_misses))
     print(json.dumps(figures, indent=2) if args.json else text)
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    print(render(load_policy(Path(args.file)), full=args.full))
     return 0
 
 
@@ -433,13 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score an evaluation set")
     p.add_argument("what", choices=["triage", "policy"], help="which evaluation set")
     p.add_argument("--gold", help="labelled set (default ../shared/eval/<what>_dev.jsonl)")
-    p.add_argument("--policies", help="folder of the policies a policy set names (default beside the eval folder)")
+    p.add_argument(
+        "--policies", help="folder of the policies a policy set names (default beside the eval folder, else ../shared)"
+    )
     p.add_argument("--json", action="store_true", help="figures as JSON")
     p.add_argument("--quiet", action="store_true", help="figures only, without the misses")
     p.add_argument(
-        "--no-misses", action="store_true", help="triage: figures and confusion matrix only, no item texts (blind sets)"
+        "--no-misses",
+        action="store_true",
+        help="figures only, never an item or question text (blind sets)",
     )
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("policy", help="how a policy document was read")
+    p.add_argument("action", choices=["show"], help="show: print the clause tree with warnings")
+    p.add_argument("file", help="the policy file (.pdf, .docx, .doc, .md, .txt)")
+    p.add_argument("--full", action="store_true", help="print every clause in full")
+    p.set_defaults(func=cmd_policy)
     add_commands(sub, _with_database, with_config)
     return parser
 

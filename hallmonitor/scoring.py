@@ -118,51 +118,88 @@ def _norm(text: str) -> str:
     return normalise(text).lower()
 
 
-def score_policy(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """top-1/top-3: a citation counts when its text contains a gold quote and is at most
-    1,500 characters; abstain accuracy over every question."""
+def _policy_figures(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     answerable = [g for g in gold if not g.get("abstain")]
+    uncovered = [g for g in gold if g.get("abstain")]
     top1 = top3 = 0
     misses = []
     for g in answerable:
-        cites = answers[g["id"]].get("citations") or []
+        answer = answers[g["id"]]
+        cites = [] if answer.get("abstained") else answer.get("citations") or []
         hits = [any(_norm(q) in _norm(c["text"]) for q in g["gold"]) and len(c["text"]) <= 1500 for c in cites]
         top1 += bool(hits[:1] and hits[0])
         top3 += any(hits[:3])
         if not (hits[:1] and hits[0]):
+            got = "abstained" if answer.get("abstained") else [c["clause"] for c in cites[:3]]
             misses.append(
-                {
-                    "id": g["id"],
-                    "question": g["question"],
-                    "got": [c["clause"] for c in cites[:3]],
-                    "in_top3": any(hits[:3]),
-                }
+                {"id": g["id"], "policy": g["policy"], "question": g["question"], "got": got, "in_top3": any(hits[:3])}
             )
-    abstain_ok = sum(bool(answers[g["id"]].get("abstained")) == bool(g.get("abstain")) for g in gold)
+    for g in uncovered:
+        if not answers[g["id"]].get("abstained"):
+            cited = [c["clause"] for c in answers[g["id"]].get("citations") or []][:1]
+            misses.append(
+                {"id": g["id"], "policy": g["policy"], "question": g["question"], "got": cited, "in_top3": False}
+            )
     return {
         "questions": len(gold),
-        "top1": top1 / len(answerable) if answerable else 0.0,
-        "top3": top3 / len(answerable) if answerable else 0.0,
-        "abstain_accuracy": abstain_ok / len(gold) if gold else 0.0,
-        "abstain_expected": sum(bool(g.get("abstain")) for g in gold),
+        "abstain_expected": len(uncovered),
+        "top1": top1 / len(answerable) if answerable else None,
+        "top3": top3 / len(answerable) if answerable else None,
+        "abstention": sum(bool(answers[g["id"]].get("abstained")) for g in uncovered) / len(uncovered)
+        if uncovered
+        else None,
+        "false_abstention": sum(bool(answers[g["id"]].get("abstained")) for g in answerable) / len(answerable)
+        if answerable
+        else None,
         "misses": misses,
     }
 
 
-def run_policy_eval(path: str | Path, policies: str | Path) -> dict[str, Any]:
+def score_policy(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """top-1/top-3 over the questions the policy covers (a citation counts when its text contains a gold quote
+    and is at most 1,500 characters; an abstention is a miss); abstention is the share of not-covered questions
+    answered "not covered", false abstention the share of covered ones. Overall and per policy."""
+    figures = _policy_figures(gold, answers)
+    figures["per_policy"] = {
+        name: {
+            k: v for k, v in _policy_figures([g for g in gold if g["policy"] == name], answers).items() if k != "misses"
+        }
+        for name in sorted({g["policy"] for g in gold})
+    }
+    return figures
+
+
+def policies_folder(gold_path: Path, gold: list[dict[str, Any]]) -> Path:
+    """Where the policies a set names are: beside its folder (../shared/eval -> ../shared/policies), else the
+    project's ../shared/policies."""
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "policies"
+    for folder in (gold_path.resolve().parent.parent / "policies", shared):
+        if all((folder / g["policy"]).exists() for g in gold):
+            return folder
+    missing = sorted({g["policy"] for g in gold if not (shared / g["policy"]).exists()})
+    raise ValueError(f"{gold_path}: policies not found ({', '.join(missing[:3])}); pass --policies FOLDER")
+
+
+def run_policy_eval(path: str | Path, policies: str | Path | None = None) -> dict[str, Any]:
     gold = read_jsonl(path)
+    policies = policies or policies_folder(Path(path), gold)
     answers = {g["id"]: ask(Path(policies) / g["policy"], g["question"]).as_dict() for g in gold}
     return score_policy(gold, answers)
 
 
+def _f(value: float | None) -> str:
+    return "  -  " if value is None else f"{value:5.3f}"
+
+
 def format_policy(figures: dict[str, Any], *, show_misses: bool = True) -> str:
-    lines = [
-        f"questions         {figures['questions']} ({figures['abstain_expected']} should abstain)",
-        f"top-1             {figures['top1']:.3f}",
-        f"top-3             {figures['top3']:.3f}",
-        f"abstain accuracy  {figures['abstain_accuracy']:.3f}",
-    ]
+    lines = [f"{'policy':<52} {'n':>3} {'abst':>4}  top-1  top-3  abstention  false-abstention"]
+    rows = [*figures["per_policy"].items(), ("all", figures)]
+    for name, f in rows:
+        lines.append(
+            f"{name:<52} {f['questions']:>3} {f['abstain_expected']:>4}  {_f(f['top1'])}  {_f(f['top3'])}  "
+            f"{_f(f['abstention'])}       {_f(f['false_abstention'])}"
+        )
     if show_misses and figures["misses"]:
-        lines.append("not first (id: got; gold in top 3?):")
+        lines.append("not first, or not abstained (id: got; gold in top 3?):")
         lines += [f"  {m['id']}: {m['got']} {m['in_top3']}  {m['question'][:80]}" for m in figures["misses"]]
     return "\n".join(lines)

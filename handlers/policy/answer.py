@@ -10,55 +10,21 @@ unrelated clause as the answer.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
 import numpy as np
 
-from handlers.policy.index import PERMISSION, PROCEDURE, Hit, PolicyIndex
+from handlers.policy.features import DEFINITION_QUESTION
+from handlers.policy.index import Hit, PolicyIndex
+from handlers.policy.model import abstain_signals
 from handlers.policy.parse import Clause
+from handlers.policy.verdict import verdict_for
 from handlers.policy.vocabulary import canonical_tokens
 
-ABSTAIN_BELOW = 0.25  # best meaning-similarity under which nothing in the policy is about the question
-ABSTAIN_OFF_TOPIC_BELOW = 0.42  # ... or under which, with no social media word in the question, it is off topic
-DOMAIN = frozenset(
-    [
-        "socialmedia",
-        "friendrequest",
-        "post",
-        "image",
-        "account",
-        "communicate",
-        "harassment",
-        "email",
-        "device",
-        "password",
-        "logo",
-        "anonymous",
-        "journalist",
-        "criticise",
-        "discuss",
-        "privacy",
-        "policy",
-        "confidentiality",
-        "identifyemployer",
-        "radicalisation",
-        "safeguarding",
-        "policyscope",
-        "internet",
-        "web",
-        "website",
-        "blog",
-        "network",
-        "follow",
-        "monitor",
-        "disciplinary",
-        "workinghours",
-        "scheduled",
-    ]
-)
+LONG_DEFINITION = 400  # a definition longer than this is not quoted unless the question asks what a term means
+
 AUDIENCES = {
     "pupil": "a current pupil",
     "formerpupil": "a former pupil",
@@ -67,28 +33,6 @@ AUDIENCES = {
     "colleague": "a colleague",
 }
 CONTACT = frozenset({"friendrequest", "communicate"})
-NEGATIVE = re.compile(
-    r"\b(?:must not|should not|shouldn'?t|must never|never|not permitted|not allowed|are not to|decline|do not|don'?t|"
-    r"under no circumstances|prohibited|is discouraged|are discouraged|advised not|encouraged not|not be (?:used|published|"
-    r"discussed|shared)|will not)\b",
-    re.I,
-)
-EXCEPTION = re.compile(
-    r"(?:the only exception[^.]*|unless[^.;]*|except(?:ing)? (?:via|where|when|in)[^.;]*|without (?:the )?(?:prior )?"
-    r"permission[^.;]*|only (?:if|when|where|with|via) [^.;]*|provided (?:that )?[^.;]*|would not apply[^.;)]*|"
-    r"when there is a genuine need[^.;)]*)",
-    re.I,
-)
-# A question asking about refusing or avoiding something: a prohibition in the policy then means "yes".
-REFUSING = re.compile(r"\b(?:decline|refuse|reject|ignore|block|unfollow|avoid|delete|remove|stop|say no)\b", re.I)
-CAUTION = re.compile(r"\b(?:caution|cautious|careful|advised to|strongly advised)\b", re.I)
-NOT_REQUIRED = re.compile(r"\bnot (?:an? )?(?:expectation|requirement|condition|required|obliged)\b", re.I)
-REPORT_TO = re.compile(
-    r"\b(?:report(?:ed)?|raised?|alert|inform|notify|refer(?:red)?)\b[^.;]{0,40}?\bto (?:the |their |a )?"
-    r"((?:head ?teacher|head of school|designated safeguarding lead|line manager|senior (?:member of staff|leader)|"
-    r"school or head ?teacher|police|head of hr|slt)[^.;,]{0,0})",
-    re.I,
-)
 
 
 @dataclass(slots=True)
@@ -116,36 +60,6 @@ class Answer:
         return asdict(self)
 
 
-def _fragment(match: re.Match[str]) -> str:
-    words = match.group(0).strip(" ,;()").split()
-    return " ".join(words[:24]) + (" ..." if len(words) > 24 else "")
-
-
-def verdict_for(question: str, clause: Clause) -> str | None:
-    """A short plain-English verdict where the clause gives one; None where it does not."""
-    text = clause.text if not clause.lead else f"{clause.lead} {clause.text}"
-    tokens = set(canonical_tokens(question))
-    if PROCEDURE.search(question) or ("harassment" in tokens and not PERMISSION.search(question)):
-        found = REPORT_TO.search(text)
-        if found:
-            who = found.group(1).strip()
-            return f"Report it to the {who}." if not who.lower().startswith("the") else f"Report it to {who}."
-    if "obligation" in tokens and NOT_REQUIRED.search(text):
-        return "No, it is not required."
-    if not PERMISSION.search(question):
-        return None
-    exception = EXCEPTION.search(text)
-    if NEGATIVE.search(text) and REFUSING.search(question):
-        return "Yes."  # "Should I decline it?" against "Staff should decline ...": the policy agrees
-    if NEGATIVE.search(text):
-        return f"No, except: {_fragment(exception)}." if exception else "No."
-    if exception:
-        return f"Only if: {_fragment(exception)}."
-    if CAUTION.search(text):
-        return "Be careful: the policy advises caution."
-    return None
-
-
 def _audience(question: str) -> set[str]:
     return set(canonical_tokens(question)) & AUDIENCES.keys()
 
@@ -156,8 +70,10 @@ def _choices(index: PolicyIndex, question: str, top: Clause) -> list[dict[str, s
     if not (tokens & CONTACT) or _audience(question):
         return []
     out = []
+    follow_ups = {token: f"{question.rstrip(' ?')} — with {phrase}?" for token, phrase in AUDIENCES.items()}
+    index.prepare(list(follow_ups.values()))
     for token, phrase in AUDIENCES.items():
-        follow_up = f"{question.rstrip(' ?')} — with {phrase}?"
+        follow_up = follow_ups[token]
         about = [h for h in index.search(follow_up, k=15) if token in index.tf[h.index]]
         if about:  # the policy says something about this audience
             out.append({"audience": phrase, "question": follow_up, "clause": index.clauses[about[0].index].label})
@@ -177,13 +93,17 @@ def _distinct(index: PolicyIndex, hits: list[Hit], k: int) -> list[Clause]:
     return chosen
 
 
+def uncovered(index: PolicyIndex, question: str) -> tuple[float, list[Hit]]:
+    """The fitted abstainer's probability that nothing here answers the question, and the ranked clauses."""
+    query, x = index.matrix(question)
+    scores = x @ index.model.weights + index.model.bias
+    order = np.argsort(-scores)[:15]
+    hits = [Hit(int(i), float(scores[i]), float(query.words[i]), float(query.dense[i])) for i in order]
+    return index.model.p_uncovered(abstain_signals(scores, x, query)), hits
+
+
 def should_abstain(index: PolicyIndex, question: str) -> bool:
-    if index.vectors is None or index.encoder is None:
-        best = float(index.bm25(canonical_tokens(question)).max(initial=0.0))
-        return best < 3.0
-    best = float(np.max(index.vectors @ index.encoder.encode([question])[0]))
-    on_topic = bool(set(canonical_tokens(question)) & DOMAIN)
-    return best < ABSTAIN_BELOW or (best < ABSTAIN_OFF_TOPIC_BELOW and not on_topic)
+    return uncovered(index, question)[0] >= index.model.threshold
 
 
 def answer_question(
@@ -203,15 +123,27 @@ def answer_question(
             f"This policy was due for review by {document.next_review}; check with {ask_instead} "
             "that it is still current."
         )
-    if not question or should_abstain(index, question):
+    p_uncovered, hits = uncovered(index, question) if question else (1.0, [])
+    if not question or p_uncovered >= index.model.threshold:
         return Answer(
-            answer=f"Your school's social media policy does not cover this. Ask {ask_instead}.",
+            answer=f"Your policy does not cover this; ask {ask_instead}.",
             abstained=True,
             notes=notes,
         )
-    clauses = _distinct(index, index.search(question, k=10), k)
+    defining = bool(DEFINITION_QUESTION.search(question))
+    quotable = [
+        h
+        for h in hits
+        if defining
+        or index.clauses[h.index].role != "definition"
+        or len(index.clauses[h.index].text) <= LONG_DEFINITION
+    ]
+    clauses = _distinct(index, quotable or hits, k)
     top = clauses[0]
-    verdict = verdict_for(question, _most_specific(index, question, top))
+    # a verdict only where the model is more confident than at the abstention line: halfway between it and
+    # even odds (the class-balanced abstainer's own boundary); between there and the line, clauses but no verdict
+    confident = p_uncovered < (0.5 + index.model.threshold) / 2
+    verdict = verdict_for(question, _most_specific(index, question, top)) if confident else None
     choices = _choices(index, question, top)
     lines = []
     if choices:

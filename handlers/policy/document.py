@@ -1,32 +1,33 @@
-"""Reading a policy document (.txt, .md, .docx, .pdf) into text, clauses and
-its title, school and review dates."""
+"""A policy document: its file read (reader.py), page furniture dropped
+(furniture.py), split into clauses (parse.py) tagged with audience and role
+(audience.py), with its title, school and review dates."""
 
 from __future__ import annotations
 
 import calendar
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from core.errors import HallMonitorError
+from handlers.policy.audience import tag
+from handlers.policy.furniture import clean
 from handlers.policy.parse import Clause, split_clauses
+from handlers.policy.reader import Line, PolicyError, read_source
 
-PARSER_VERSION = "3"
+__all__ = ["PolicyDocument", "PolicyError", "load_policy"]
+
+PARSER_VERSION = "5"
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _NEXT_REVIEW = re.compile(r"next review(?: date| due)?(?: by| on)?\s*:?\s*(.+)", re.I)
 _LAST_REVIEW = re.compile(r"(?:last )?reviewed(?: by [^\t:]*)?(?: on)?\s*[:\t]\s*(.+)", re.I)
 
 
-class PolicyError(HallMonitorError):
-    """The policy file is missing, empty or unreadable; the message says which and what to do."""
-
-
 @dataclass(slots=True)
 class PolicyDocument:
     path: Path
-    text: str
+    text: str  # the extracted text, page furniture dropped: every clause is a substring of it (normalised)
     clauses: list[Clause]
     title: str | None
     school: str | None
@@ -34,63 +35,11 @@ class PolicyDocument:
     next_review: str | None
     next_review_date: date | None
     digest: str
+    warnings: list[str] = field(default_factory=list)
+    pages: int = 1
 
     def overdue(self, today: date) -> bool:
         return self.next_review_date is not None and self.next_review_date < today
-
-
-def read_text(path: Path) -> str:
-    """The document's text; a clear PolicyError for anything we cannot read."""
-    if not path.exists():
-        raise PolicyError(f"{path}: no such policy file; check the school's `policy` path in the config")
-    if path.is_dir():
-        raise PolicyError(f"{path}: is a folder; point `policy` at the policy document itself")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".txt", ".md", ".markdown", ""):
-            raw = path.read_bytes()
-            for encoding in ("utf-8-sig", "cp1252"):
-                try:
-                    text = raw.decode(encoding)
-                    break
-                except UnicodeDecodeError:
-                    continue
-        elif suffix == ".docx":
-            text = _docx_text(path)
-        elif suffix == ".pdf":
-            text = _pdf_text(path)
-        else:
-            raise PolicyError(f"{path}: {suffix} files are not supported; save the policy as .docx, .pdf, .txt or .md")
-    except PolicyError:
-        raise
-    except Exception as exc:  # a corrupt .docx/.pdf raises many different things
-        raise PolicyError(
-            f"{path}: could not be read as {suffix or 'text'} ({type(exc).__name__}: {exc}); "
-            "re-save it or export it as .txt"
-        ) from None
-    if len(text.strip()) < 40:
-        raise PolicyError(f"{path}: the policy is empty (or is a scanned image with no text); export it with text")
-    return text
-
-
-def _docx_text(path: Path) -> str:
-    import docx
-
-    lines = []
-    for paragraph in docx.Document(str(path)).paragraphs:
-        text = paragraph.text.strip()
-        if not text:
-            continue
-        style = (paragraph.style.name if paragraph.style is not None else "").lower()
-        numbered = paragraph._p.pPr is not None and paragraph._p.pPr.numPr is not None
-        lines.append(f"- {text}" if ("list" in style or numbered) and not re.match(r"^\d", text) else text)
-    return "\n".join(lines)
-
-
-def _pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-
-    return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
 
 
 def _review_date(value: str) -> date | None:
@@ -110,8 +59,9 @@ def _review_date(value: str) -> date | None:
     return date(int(year.group(0)), month, day)
 
 
-def _metadata(text: str) -> tuple[str | None, str | None, str | None, str | None]:
-    lines = [line.strip().replace("**", "") for line in text.splitlines() if line.strip()][:40]
+def _metadata(source: list[Line]) -> tuple[str | None, str | None, str | None, str | None]:
+    lines = [line.text.strip().replace("**", "").replace("\t", " ") for line in source if line.text.strip()][:40]
+    marked = [line.text.strip() for line in source[:25] if line.style in ("title", "heading")]
 
     def title_like(line: str) -> bool:  # short, capitalised, not a sentence or a numbered clause
         return (
@@ -119,7 +69,8 @@ def _metadata(text: str) -> tuple[str | None, str | None, str | None, str | None
         )
 
     top = [line for line in lines[:15] if title_like(line)]
-    title = next((line for line in top if "policy" in line.lower()), None)
+    policy_words = re.compile(r"\b(?:policy|policies|statement|procedures?|guidance)\b", re.I)
+    title = next((line for line in marked + top if policy_words.search(line) and len(line.split()) > 1), None)
     school = next(
         (
             line
@@ -145,11 +96,13 @@ def _metadata(text: str) -> tuple[str | None, str | None, str | None, str | None
 
 def load_policy(path: str | Path) -> PolicyDocument:
     path = Path(path).expanduser()
-    text = read_text(path)
-    clauses = split_clauses(text)
+    source = read_source(path)
+    cleaned = clean(source)
+    text = "\n".join(line.text for line in cleaned.lines)
+    clauses = tag(split_clauses(cleaned.lines))
     if not clauses:
         raise PolicyError(f"{path}: no clauses could be found in the policy text")
-    title, school, last_review, next_review = _metadata(text)
+    title, school, last_review, next_review = _metadata(source.lines)
     digest = hashlib.sha256((PARSER_VERSION + text).encode()).hexdigest()[:16]
     return PolicyDocument(
         path=path,
@@ -161,4 +114,15 @@ def load_policy(path: str | Path) -> PolicyDocument:
         next_review=next_review,
         next_review_date=_review_date(next_review) if next_review else None,
         digest=digest,
+        warnings=cleaned.warnings + _quality(clauses),
+        pages=source.pages,
     )
+
+
+def _quality(clauses: list[Clause]) -> list[str]:
+    """What a school should check: fragments, and clauses with no heading."""
+    out = []
+    short = [c for c in clauses if len(c.text) < 25]
+    if short:
+        out.append(f"{len(short)} clauses are under 25 characters (fragments or headings read as text)")
+    return out

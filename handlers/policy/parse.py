@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from handlers.policy.lines import Line
+
 BULLET_GLYPHS = "-\u2022\uf0b7\uf0a7\uf076\uf0d8\u25aa\u25cf\u2013\u00b7*"
-_BULLET = re.compile(rf"^\s*[{re.escape(BULLET_GLYPHS)}]\s+")
+_BULLET = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]|o(?=\s+[A-Z]))\s+")
 _NUMBER = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]\s*)?(\d{{1,3}}(?:\.\d{{1,3}})*)\.?\s+(\S.*)$")
 _SUBITEM = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]\s*)?\(?([a-z]|[ivx]{{1,4}})\)\s+(\S.*)$")
 _TERMINAL = (".", ";", ":", ":-", "!", "?", ".)", '."', ".'")
@@ -42,6 +44,8 @@ class Clause:
     lead: str = ""  # for items and bullets: the words that introduce them ("employees must not:")
     parent: str | None = None
     complete: bool = True  # False when a long clause is cited by its lead words only
+    audience: str = "all"  # who the clause is addressed to: staff, pupils, parents, governors, visitors, all
+    role: str = "rule"  # rule / definition / scope / agreement / heading-like text (see audience.py)
 
     @property
     def context(self) -> str:
@@ -62,7 +66,7 @@ class _Block:
 
     def introduces(self) -> bool:
         """A paragraph ending in ':' or ':-' introduces the bullets after it."""
-        return not self.children and bool(self.parts) and self.parts[-1].rstrip().endswith((":", ":-"))
+        return bool(self.parts) and self.parts[-1].rstrip().endswith((":", ":-"))
 
     def add(self, line: str) -> None:
         (self.children[-1][2] if self.children else self.parts).append(line)
@@ -100,9 +104,16 @@ def _is_heading(line: str, previous_ended: bool) -> bool:
 class PolicyParser:
     """A line-by-line state machine; one instance per document."""
 
-    def __init__(self, text: str) -> None:
-        raw = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-        self.lines = [line for line in raw if line.strip()]
+    def __init__(self, lines: list[Line]) -> None:
+        self.source = [line for line in lines if line.text.strip()]
+        self.lines = [line.text.rstrip() for line in self.source]
+        self.styles = [line.style for line in self.source]
+        self.style = ""
+        self.next_style = ""
+        self.path: list[tuple[int, str]] = []  # (level, heading) from layout headings
+        self.whole = False
+        # a format that marks some headings (styles, larger fonts) marks them all: its body lines are never headings
+        self.marked = any(style in ("heading", "title") for style in self.styles)
         numbered = sum(1 for line in self.lines if _NUMBER.match(line) and len(line.strip()) > 40)
         self.unnumbered = numbered < 5
         self.blocks: list[_Block] = []
@@ -126,12 +137,39 @@ class PolicyParser:
     def parse(self) -> list[_Block]:
         for i, line in enumerate(self.lines):
             self.next = self.lines[i + 1] if i + 1 < len(self.lines) else ""
-            self._line(line)
+            self.style, self.next_style = self.styles[i], (self.styles[i + 1] if i + 1 < len(self.lines) else "")
+            self.whole = self.source[i].whole
+            if self.style == "title":
+                continue  # the document's title is metadata, not a section
+            if self.style == "heading" and not self._numbered_clause(line):
+                self._layout_heading(line, self.source[i].level)
+            else:
+                self._line(line)
             self.previous = line
         return self.blocks
 
+    def _numbered_clause(self, line: str) -> bool:
+        """A numbered line set bold is still a clause when it is a sentence ("6.2 Staff must not ...")."""
+        match = _NUMBER.match(line)
+        return bool(match and len(match.group(2)) > 80 and not self.unnumbered)
+
+    def _layout_heading(self, line: str, level: int) -> None:
+        """A heading the format marked (style or font): kept as a path of levels."""
+        text = _BULLET.sub("", line).strip().replace("**", "").rstrip(":").strip()
+        numbered = _NUMBER.match(line)
+        if numbered and not self.unnumbered:
+            self.last_number = _number_key(numbered.group(1))
+        level = max(level, 1)
+        self.path = [(lv, h) for lv, h in self.path if lv < level] + [(level, text)]
+        self.heading = " › ".join(h for _, h in self.path)
+        self.sub_heading, self.open = "", False
+
     def _set_heading(self, text: str) -> None:
-        self.heading = text.strip().replace("**", "").rstrip(":").strip()
+        text = text.strip().replace("**", "").rstrip(":").strip()
+        if self.path:  # a heading found from the words, under the ones the layout marked
+            self.path = [(lv, h) for lv, h in self.path if lv < 9] + [(9, text)]
+            text = " › ".join(h for _, h in self.path)
+        self.heading = text
         self.sub_heading, self.open = "", False
 
     def _full_heading(self) -> str:
@@ -163,7 +201,9 @@ class PolicyParser:
         if sub and len(sub.group(1)) == 1 and self.open and current is not None and current.kind == "clause":
             current.children.append(("item", sub.group(1) + ")", [sub.group(2)]))
             return
-        if not bullet and _is_heading(line, ended or short_previous):
+        layout_body = self.marked and self.style in ("body", "small", "row", "bullet")
+        titled = _title_like(line) and bool(_BULLET.match(self.next) or _NUMBER.match(self.next))
+        if not bullet and not layout_body and _is_heading(line, ended or short_previous or titled):
             self._set_heading(line)
             return
         if bullet:
@@ -173,8 +213,8 @@ class PolicyParser:
                 return
             next_long = bool(self.next.startswith(" ")) and len(self.next.split()) >= 5
             if self.unnumbered and short and next_long:
-                # a role or topic ("SLT", "Parents/Carers") introducing the bullets below; kept citable too
-                self._new_block("bullet", text)
+                # a role or topic ("SLT", "Parents/Carers") introducing the bullets below: a sub-heading,
+                # never a clause of its own
                 self.sub_heading, self.open = text, False
                 return
             introduced = current is not None and self.open and (current.kind == "clause" or current.introduces())
@@ -183,17 +223,24 @@ class PolicyParser:
             else:
                 self._new_block("bullet", text)
             return
-        if current is not None and self.open and not (self.unnumbered and current.ended()):
+        if current is not None and self.open and not self.whole and not (self.unnumbered and current.ended()):
             current.add(line)
         else:
             self._new_block("paragraph", text)
 
     def _new_block(self, kind: str, text: str) -> None:
-        self.blocks.append(_Block("", self._full_heading(), kind, [text], section=self.heading or "Preamble"))
+        section = self.heading.split(" › ")[-1] or "Preamble"
+        self.blocks.append(_Block("", self._full_heading(), kind, [text], section=section))
         self.open = True
 
 
-def split_clauses(text: str, *, max_chars: int = 1500) -> list[Clause]:
+def _title_like(line: str) -> bool:
+    """A few words starting with a capital, without a full stop: "Parents/Carers", "Reporting concerns"."""
+    words = line.strip().replace("**", "").split()
+    return 0 < len(words) <= 6 and words[0][:1].isupper() and not line.rstrip().endswith((*_TERMINAL, ","))
+
+
+def split_clauses(source: list[Line], *, max_chars: int = 1500) -> list[Clause]:
     """Citable units in document order. A clause with sub-items or bullets is
     cited whole when it is short enough, and each item is citable on its own.
     Unnumbered text is cited by heading: "HANDLING ABUSE, bullet 2"."""
@@ -204,7 +251,7 @@ def split_clauses(text: str, *, max_chars: int = 1500) -> list[Clause]:
         counts[(section, kind)] = counts.get((section, kind), 0) + 1
         return counts[(section, kind)]
 
-    for block in PolicyParser(text).parse():
+    for block in PolicyParser(source).parse():
         label = block.label or f"{block.section}, {block.kind} {count(block.section, block.kind)}"
         lead = _join(block.parts)
         if not block.children:

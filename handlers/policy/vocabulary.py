@@ -2,12 +2,16 @@
 
 Each group maps many surface forms to one canonical token, applied to both the
 question and the policy, so "ex-student", "former pupil" and "past pupil" meet.
-These are general to UK school social media policies, not to any one of them.
+These are general to UK school policies, not to any one of them, and none was
+added for an evaluation question (the groups once written from the dev set's
+misses were removed). Words are stemmed with the Snowball English stemmer.
 """
 
 from __future__ import annotations
 
 import re
+
+import snowballstemmer
 
 # Phrases first (longest meaning wins), then single words.
 PHRASES: list[tuple[str, str]] = [
@@ -48,49 +52,10 @@ PHRASES: list[tuple[str, str]] = [
         r"\bmy (?:year \d+ |reception |nursery )?class\b|\byear \d+s?\b|\breception (?:class|children|kids)\b|\bmy form\b",
         " pupil ",
     ),
-    (r"\bfake accounts?\b|\baliases?\b|\banonymous\w*\b|\bpseudonym\w*\b", " anonymous "),
-    (
-        r"\bappl(?:y|ies|ied) to\b|\bwho (?:is|are) covered\b|\bscope\b|\bfor all (?:employees|staff|adults)\b|"
-        r"\bthis policy (?:covers|applies)\b",
-        " policyscope ",
-    ),
-    (
-        r"\b(?:say|mention|state|reveal|show|list|put|disclose|tell people)\b[^.?]{0,60}\b(?:i work|my (?:job|employer|workplace)|"
-        r"where i work)\b|\bidentify (?:themselves|myself|yourself|ourselves)\b|\brepresentative of the school\b|"
-        r"\b(?:staff members|personnel) of (?:the|their) school\b|\bnaming the school\b",
-        " identifyemployer ",
-    ),
-    (
-        r"\bmoan\w*|\bcomplain\w*|\bcriticis\w*|\bcriticiz\w*|\brant\w*|\bvent(?:ing)?\b|\bslag\w* (?:off|the)|\bbad ?mouth\w*|"
-        r"\bdisparag\w*|\bnegative (?:comments?|things|posts?)|\braising (?:and escalating )?concerns|\bdisrepute\b",
-        " criticise ",
-    ),
-    (r"\bradicali[sz]\w*|\bextremis\w*|\bterroris\w*|\bprevent duty\b|\bthe prevent\b", " radicalisation "),
-    (
-        r"\b(?:i'?m|i am|being|been|get(?:ting)?) (?:harass\w*|bull(?:y|ied)\w*|troll\w*|abus\w*|threaten\w*|targeted|picked on)\b|"
-        r"\bvictims?\b|\bsubjected to\b|\breceives? (?:any )?(?:threats|abuse)\b",
-        " victim ",
-    ),
-    (r"\b(?:accept\w*|declin\w*|refus\w*|reject\w*|ignor\w*|approv\w*|authoris\w*)\b", " respondrequest "),
-    (r"\b(?:look(?:ing)? at|view\w*|brows\w*|check(?:ing)? out|visit\w*|access\w*|stalk\w*)\b", " viewaccess "),
-    (r"\btalk(?:ing)? (?:to|with) (?:\w+ ){1,3}about\b|\bengage in conversations?\b", " discuss "),
-    (r"\btalk(?:ing)? about\b|\bdiscuss\w*|\bconversations?\b|\bchat(?:ting)? about\b|\bgossip\w*", " discuss "),
-    (
-        r"\bdo (?:i|we) (?:have|need) to\b|\bam i (?:required|expected|obliged)\b|\bmust i\b|\bcompulsory\b|\bmandatory\b|"
-        r"\bexpectation\b|\bcondition of employment\b|\brequirement\b|\bobliged\b",
-        " obligation ",
-    ),
-    (r"\blog ?in details\b|\bpasswords?\b|\bcredentials\b|\baccount details\b", " password "),
-    (
-        r"\bcyber ?bull\w*|\btroll\w*|\bharass\w*|\babus\w*|\bbull(?:y|ied|ying)\b|\bthreat\w*|\binsult\w*|\bnasty\b",
-        " harassment ",
-    ),
-    (r"\bjournalists?\b|\breporters?\b|\bthe press\b|\bnewspapers?\b|\bmedia enquir\w*", " journalist "),
     (
         r"\bpictures?\b|\bphotos?\b|\bphotographs?\b|\bimages?\b|\bvideos?\b|\bselfies?\b|\bpics?\b|\bfootage\b",
         " image ",
     ),
-    (r"\blogos?\b|\bbranding\b|\bbadges?\b|\bcrests?\b", " logo "),
 ]
 WORDS: dict[str, str] = {
     "mum": "parent",
@@ -179,9 +144,6 @@ WORDS: dict[str, str] = {
     "communication": "communicate",
     "communications": "communicate",
 }
-# Who the question is about decides contact questions (a pupil, a former pupil, a relative, a parent,
-# a colleague): these words count double in a question.
-AUDIENCE_WEIGHT = {"relative": 2.0, "formerpupil": 2.0, "parent": 1.5, "colleague": 1.5, "pupil": 1.3}
 STOPWORDS = frozenset(
     [
         "a",
@@ -286,16 +248,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 _COMPILED = [(re.compile(p, re.I), r) for p, r in PHRASES]
 
 
+_STEMMER = snowballstemmer.stemmer("english")
+
+
 def _stem(word: str) -> str:
-    if word.endswith(("ss", "us", "is")):  # discuss, status, this: no plural to strip
-        return word
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            stem = word[: -len(suffix)] + keep
-            if suffix in ("ing", "ed") and len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
-                stem = stem[:-1]  # setting -> set, stopped -> stop
-            return stem
-    return word
+    return str(_STEMMER.stemWord(word))
 
 
 def canonical_tokens(text: str) -> list[str]:
