@@ -1,133 +1,260 @@
-"""Delivering the outbox through chat surfaces.
+"""Delivering the outbox through chat surfaces, one delivery per recipient.
 
-A notification stays in the outbox until a surface accepts it; failures back
-off and retry, so a chat outage delays messages but never loses them.
+`fan_out` turns each new outbox row into deliveries: a channel post or one direct message
+per person, on each of the school's surfaces, or one update per posted copy of the item's
+card. `deliver_pending` sends what is due, each delivery on its own: a recipient who fails
+retries alone with backoff, nobody else hears it twice, and after `MAX_ATTEMPTS` (or at
+once when retrying cannot help) the delivery is dead and the moderators get one health alert
+naming the person who cannot be reached. Every view is decided by `bot.view.view`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from bot.cards import triage_card
-from core.chat import Button, Card, ChatSurface, Notification
-from core.config import Config, Role, StaffConfig
-from monitors.registry import SOURCES
-from storage.models import Item, Outbox, Triage
-from storage.queries import mark_outbox, pending_outbox
+from bot.view import headline_for, view
+from core.chat import Card, ChatSurface, CopyRef, Notification, Place, Posted
+from core.config import Config
+from core.domain import Audience
+from core.errors import Unreachable
+from handlers.routing import people_for
+from storage.models import CardCopy, Delivery, Item, Outbox
+from storage.queries import (
+    add_deliveries,
+    card_copies,
+    due_deliveries,
+    enqueue,
+    insert_ignore,
+    mark_delivery,
+    pending_outbox,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
-AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
-HEADLINES: dict[str, str | dict[str, str]] = {
-    "escalation": {
-        "dsl": "Safeguarding concern for the DSL",
-        "slt": "Escalation for SLT",
-        "leaders": "Escalation not yet acknowledged: please make sure someone picks this up",
-    },
-    "reminder": "Reply due soon",
-    "late": "Reply is late",
-}
+MAX_ATTEMPTS = 6  # about 8 minutes of retries (15 s doubling), then dead-lettered
+CHANNEL_AUDIENCES = frozenset({Audience.MODERATORS})
 
 
 @dataclass(slots=True)
 class DeliveryStats:
+    fanned: int = 0
     sent: int = 0
     failed: int = 0
+    dead: int = 0
 
 
-def recipients(config: Config, *, school_id: str, audience: str, account_id: str | None) -> list[StaffConfig]:
-    """Who a notification is for. DSL pings go to DSLs only; late pings widen to SLT and moderators."""
-    if audience == "moderators":
-        ids = config.account(account_id).moderators if account_id else []
-        return [s for s in (config.staff_by_id(i) for i in ids) if s is not None]
-    if audience == "leaders":  # the widened circle: every SLT member and the DSL
-        leaders = config.staff_with_role(school_id, Role.SLT) + config.staff_with_role(school_id, Role.DSL)
-        return list({p.id: p for p in leaders}.values())
-    return config.staff_with_role(school_id, AUDIENCE_ROLE[audience])
-
-
-def build_note(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+def targets_for(config: Config, session: Session, row: Outbox) -> list[tuple[str, str]]:
+    """(surface, target) pairs for one outbox row; see `storage.models.Delivery.target`."""
+    if row.kind == "update":
+        return [(c.surface, f"copy:{c.id}") for c in card_copies(session, item_id=row.item_id or 0)]
     item = session.get(Item, row.item_id) if row.item_id else None
-    if item is None:
-        card = Card(
-            item_id=None, kind=row.kind, headline=row.payload.get("headline", row.kind), text=row.payload.get("text")
-        )
-        people = recipients(
-            config, school_id=row.school_id, audience=row.audience, account_id=row.payload.get("account")
-        )
-        return Notification(row.id or 0, row.kind, row.audience, row.school_id, card, people)
-    account = config.account(item.account_id)
-    school = config.school_of(account)
-    latest = session.scalars(
-        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
-    ).first()
-    named = HEADLINES.get(row.kind)
-    headline = named.get(row.audience) if isinstance(named, dict) else named
-    in_channel = row.audience == "moderators"
-    card = triage_card(
-        item,
-        school=school,
-        account=account,
-        capabilities=SOURCES[account.platform].capabilities,
-        now=now,
-        reasons=latest.reasons if latest else [],
-        kind=row.kind,
-        headline=headline,
-        withhold_text=in_channel and item.category == "safeguarding",
-    )
-    if row.kind == "escalation":  # SLT / DSL act on the escalation, moderators on the item
-        card.buttons = [Button("ack_escalation", "Acknowledge escalation")]
-    people = recipients(config, school_id=school.id, audience=row.audience, account_id=account.id)
-    if row.kind == "late":  # widen the circle: moderators hear it too
-        people += [
-            p
-            for p in recipients(config, school_id=school.id, audience="moderators", account_id=account.id)
-            if p not in people
-        ]
+    account_id = item.account_id if item else row.payload.get("account")
+    people = people_for(config, school_id=row.school_id, audience=row.audience, account_id=account_id)
+    channel_too = row.audience in CHANNEL_AUDIENCES or row.kind == "late"  # late: SLT by DM, moderators in channel
+    direct = [f"person:{p.id}" for p in people] or [f"nobody:{row.audience}"]
+    out: list[tuple[str, str]] = []
+    for surface in config.surfaces_of(row.school_id):
+        channel = _channel(config, surface, account_id) if channel_too else None
+        if channel:
+            out.append((surface, f"channel:{channel}"))
+        elif row.audience in CHANNEL_AUDIENCES:  # no channel on this surface: each moderator by DM
+            out += [(surface, f"person:{p.id}") for p in people]
+        if row.audience not in CHANNEL_AUDIENCES:
+            out += [(surface, target) for target in direct]
+    return out
+
+
+def _channel(config: Config, surface: str, account_id: str | None) -> str | None:
+    if surface == "console":
+        return "#moderators"
+    return config.account(account_id).channel.get(surface) if account_id else None
+
+
+def fan_out(session: Session, *, config: Config, now: datetime) -> int:
+    """Write the deliveries of every outbox row not yet fanned out; returns how many were new."""
+    added = 0
+    for row in pending_outbox(session, now=now):
+        added += add_deliveries(session, outbox=row, targets=targets_for(config, session, row), now=now)
+    return added
+
+
+def build_note(session: Session, *, config: Config, delivery: Delivery, now: datetime) -> Notification | None:
+    """The notification for one delivery, its card decided for its recipient and place; None when
+    there is nothing left to send (the item or the posted copy is gone)."""
+    row = session.get(Outbox, delivery.outbox_id)
+    assert row is not None and delivery.id is not None
+    kind, _, key = delivery.target.partition(":")
+    if kind == "nobody":
+        raise Unreachable(f"nobody at school {row.school_id!r} has a role for the {key} audience; add one to [[staff]]")
+    copy: CardCopy | None = session.get(CardCopy, int(key)) if kind == "copy" else None
+    if kind == "copy" and copy is None:
+        return None
+    viewer_id = copy.viewer if copy is not None else (key if kind == "person" else None)
+    person = config.staff_by_id(viewer_id) if viewer_id else None
+    if viewer_id and person is None:
+        if copy is not None:
+            return None  # their copy stays as it was: nobody else's view goes into their messages
+        raise Unreachable(f"{key} is no longer on the staff list")
+    place = Place.DIRECT if person is not None else Place.CHANNEL
+    card = _card(session, config, row, copy, person, place, now)
+    if card is None:
+        return None
     return Notification(
-        outbox_id=row.id or 0,
+        delivery_id=delivery.id,
         kind=row.kind,
         audience=row.audience,
-        school_id=school.id,
+        school_id=row.school_id,
         card=card,
-        recipients=people,
-        channel=account.channel.get(surface) if in_channel else None,
-        direct_only=row.audience in ("dsl", "leaders"),
+        place=place,
+        recipient=person,
+        channel=(copy.conversation if copy else key) if person is None else None,
+        copy=CopyRef(copy.id or 0, copy.conversation, copy.message_id) if copy else None,
     )
 
 
-async def deliver_pending(session: Session, *, config: Config, surface: ChatSurface, now: datetime) -> DeliveryStats:
-    """Send what is due; on failure keep the row and back off exponentially."""
-    stats = DeliveryStats()
-    for row in pending_outbox(session, now=now):
-        assert row.id is not None
-        try:
-            note = build_note(session, config=config, row=row, surface=surface.name, now=now)
-            await surface.deliver(note)
-        except Exception as exc:  # any surface failure: keep it, retry later
-            backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
-            mark_outbox(
-                session,
-                outbox_id=row.id,
-                attempts=row.attempts + 1,
-                next_attempt_at=now + backoff,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-            log.warning(
-                "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
-                row.id,
-                surface.name,
-                exc,
-                backoff.total_seconds(),
-            )
-            stats.failed += 1
-            continue
-        mark_outbox(session, outbox_id=row.id, status="sent", sent_at=now, attempts=row.attempts + 1)
-        stats.sent += 1
+def _card(
+    session: Session, config: Config, row: Outbox, copy: CardCopy | None, person: object, place: Place, now: datetime
+) -> Card | None:
+    item = session.get(Item, row.item_id) if row.item_id else None
+    if item is None:
+        if row.item_id:
+            return None
+        headline = row.payload.get("headline", row.kind)
+        return Card(item_id=None, kind=row.kind, headline=headline, text=row.payload.get("text"))
+    kind, audience = (copy.kind, copy.audience) if copy else (row.kind, row.audience)
+    viewer = person if person is not None else None
+    card = view(session, config, item, viewer, place, now=now, kind=kind, audience=audience)  # type: ignore[arg-type]
+    if card is not None:
+        card.headline = headline_for(kind, audience, card.headline)
+    return card
+
+
+async def deliver_pending(
+    session: Session,
+    *,
+    config: Config,
+    surfaces: Mapping[str, ChatSurface] | ChatSurface,
+    now: datetime,
+    item_id: int | None = None,
+    updates_only: bool = False,
+) -> DeliveryStats:
+    """Fan out new outbox rows, then send every due delivery on these surfaces, each on its own
+    (only one item's, and only card updates, when asked)."""
+    by_name = {surfaces.name: surfaces} if not isinstance(surfaces, Mapping) else dict(surfaces)
+    stats = DeliveryStats(fanned=fan_out(session, config=config, now=now))
+    session.commit()
+    due = due_deliveries(session, now=now, surfaces=tuple(by_name), item_id=item_id)
+    for delivery in (d for d in due if not updates_only or d.target.startswith("copy:")):
+        await _send(session, config=config, surface=by_name[delivery.surface], delivery=delivery, now=now, stats=stats)
+        session.commit()
     return stats
+
+
+async def _send(
+    session: Session, *, config: Config, surface: ChatSurface, delivery: Delivery, now: datetime, stats: DeliveryStats
+) -> None:
+    assert delivery.id is not None
+    try:
+        note = build_note(session, config=config, delivery=delivery, now=now)
+        posted = await surface.deliver(note) if note is not None else None
+    except Unreachable as exc:
+        _dead(session, config=config, delivery=delivery, error=str(exc), now=now, stats=stats)
+        return
+    except Exception as exc:  # any surface failure: this recipient retries later, alone
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if delivery.attempts + 1 >= MAX_ATTEMPTS:
+            _dead(session, config=config, delivery=delivery, error=error, now=now, stats=stats)
+            return
+        backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(delivery.attempts, 10)))
+        mark_delivery(
+            session,
+            delivery_id=delivery.id,
+            attempts=delivery.attempts + 1,
+            next_attempt_at=now + backoff,
+            last_error=error,
+        )
+        log.warning(
+            "delivery_failed delivery=%s surface=%s target=%s error=%r retry_in_s=%d",
+            delivery.id,
+            surface.name,
+            delivery.target,
+            error,
+            backoff.total_seconds(),
+        )
+        stats.failed += 1
+        return
+    mark_delivery(session, delivery_id=delivery.id, status="sent", sent_at=now, attempts=delivery.attempts + 1)
+    if note is not None:
+        _remember(session, note=note, delivery=delivery, posted=posted, surface=surface.name, now=now)
+    stats.sent += 1
+
+
+def _remember(
+    session: Session, *, note: Notification, delivery: Delivery, posted: Posted | None, surface: str, now: datetime
+) -> None:
+    """Keep where a card went, so later changes update this copy too."""
+    if note.copy is not None:
+        copy = session.get(CardCopy, note.copy.copy_id)
+        if copy is not None:
+            copy.updated_at = now
+            session.add(copy)
+        return
+    if posted is None or note.card.item_id is None:
+        return
+    insert_ignore(
+        session,
+        CardCopy,
+        {
+            "item_id": note.card.item_id,
+            "surface": surface,
+            "place": note.place.value,
+            "viewer": note.recipient.id if note.recipient else None,
+            "kind": note.kind,
+            "audience": note.audience,
+            "conversation": posted.conversation,
+            "message_id": posted.message_id,
+            "created_at": now,
+        },
+    )
+
+
+def _dead(
+    session: Session, *, config: Config, delivery: Delivery, error: str, now: datetime, stats: DeliveryStats
+) -> None:
+    """Dead-letter a delivery and tell the moderators, once per person and surface a day, who cannot be reached."""
+    assert delivery.id is not None
+    mark_delivery(
+        session, delivery_id=delivery.id, status="dead", attempts=delivery.attempts + 1, last_error=error[:2000]
+    )
+    stats.dead += 1
+    row = session.get(Outbox, delivery.outbox_id)
+    log.error(
+        "delivery_dead delivery=%s surface=%s target=%s error=%r", delivery.id, delivery.surface, delivery.target, error
+    )
+    if row is None or row.kind in ("health", "update"):  # never alert about an alert, nor a card refresh
+        return
+    kind, _, key = delivery.target.partition(":")
+    person = config.staff_by_id(key) if kind == "person" else None
+    who = person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")
+    item = session.get(Item, row.item_id) if row.item_id else None
+    enqueue(
+        session,
+        dedupe_key=f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}",
+        school_id=row.school_id,
+        kind="health",
+        audience=Audience.MODERATORS,
+        now=now,
+        payload={
+            "headline": "Someone cannot be reached",
+            "text": f"{who} could not be sent a {row.kind} on {delivery.surface} "
+            f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
+            f"{error[:300]}",
+            "account": item.account_id if item else None,
+        },
+    )

@@ -41,3 +41,9 @@ class PlatformError(HallMonitorError):
         self.kind = kind
         self.retry_in_s = retry_in_s
         super().__init__(message)
+
+
+class Unreachable(HallMonitorError):
+    """A chat recipient cannot be reached and retrying will not help (no chat id configured,
+    the person never opened the app): the delivery is dead-lettered at once and moderators
+    are told who cannot be reached. The message names the person."""

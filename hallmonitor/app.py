@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from bot.teams import handle_request
 from hallmonitor import __version__
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
@@ -19,8 +17,22 @@ from hallmonitor.webhooks import webhook_router
 log = logging.getLogger(__name__)
 
 
-def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None, teams: Any = None) -> FastAPI:
-    """Build the web app around a service; the scheduler runs inside its lifespan."""
+NOT_CONFIGURED = {
+    "/slack/events": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
+    "/api/messages": 'Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (or surface = "teams")',
+}
+
+
+def _not_configured(sentence: str) -> Callable[[], Awaitable[JSONResponse]]:
+    async def answer() -> JSONResponse:
+        return JSONResponse({"error": sentence}, status_code=503)
+
+    return answer
+
+
+def create_app(service: Service, *, start_scheduler: bool = True, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """Build the web app around a service and the routes of its chat surfaces
+    (`hallmonitor.surfaces`); the scheduler runs inside its lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,39 +55,12 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
 
-    if slack is not None:
-        slack_handler = AsyncSlackRequestHandler(slack)
-
-        @app.post("/slack/events")
-        async def slack_events(request: Request) -> Any:
-            """Events, interactivity and slash commands; bolt verifies the signature (401 if bad)."""
-            return await slack_handler.handle(request)
-    else:
-
-        @app.post("/slack/events")
-        async def slack_not_configured() -> JSONResponse:
-            return JSONResponse(
-                {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"}, status_code=503
-            )
-
-    @app.post("/api/messages")
-    async def teams_messages(request: Request) -> Any:
-        """Bot Framework activities from Teams (authenticated; invalid tokens get 401)."""
-        if teams is None:
-            return JSONResponse(
-                {
-                    "error": "Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
-                    '(or chat.surface = "teams")'
-                },
-                status_code=503,
-            )
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        adapter, bot = teams
-        status, payload = await handle_request(adapter, bot, body, request.headers.get("Authorization", ""))
-        return Response(status_code=status) if payload is None else JSONResponse(payload, status_code=status)
+    for router in routers:
+        app.include_router(router)
+    served = {getattr(route, "path", None) for route in app.routes}
+    for path, sentence in NOT_CONFIGURED.items():
+        if path not in served:
+            app.add_api_route(path, _not_configured(sentence), methods=["POST"])
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,7 @@ from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import retry_pending
 from monitors.http import USER_AGENT
 from storage.db import session_scope
-from storage.models import Outbox, Source
+from storage.models import Delivery, Outbox, Source
 from storage.queries import sync_config
 from storage.types import utcnow
 
@@ -32,15 +32,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Service:
+    """`surfaces` are the chat surfaces running in this process, by name (a school's deliveries
+    wait for its surfaces); `surface` is a shorthand for one."""
+
     config: Config
     engine: Engine
-    surface: ChatSurface
+    surface: ChatSurface | None = None
+    surfaces: dict[str, ChatSurface] = field(default_factory=dict)
     classifier: Classifier | None = None
     scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
+        if self.surface is not None:
+            self.surfaces.setdefault(self.surface.name, self.surface)
         if self.classifier is None:
             self.classifier = default_classifier()
         configure = getattr(self.classifier, "configure", None)
@@ -80,10 +86,28 @@ class Service:
                 with session_scope(self.engine) as session:
                     check_clocks(session, config=self.config, now=utcnow())
                 with session_scope(self.engine) as session:
-                    await deliver_pending(session, config=self.config, surface=self.surface, now=utcnow())
+                    await deliver_pending(session, config=self.config, surfaces=self.surfaces, now=utcnow())
             except Exception:
                 log.exception("notify_pass_crashed")
             return summary
+
+    async def deliver_updates(self, item_id: int | None) -> None:
+        """Send an item's pending card updates now (an update sent twice is harmless; a new
+        message never goes this way, so nobody gets a duplicate)."""
+        if item_id is None:
+            return
+        try:
+            with session_scope(self.engine) as session:
+                await deliver_pending(
+                    session,
+                    config=self.config,
+                    surfaces=self.surfaces,
+                    now=utcnow(),
+                    item_id=item_id,
+                    updates_only=True,
+                )
+        except Exception:
+            log.exception("update_pass_crashed item=%s", item_id)
 
     def start(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -107,7 +131,12 @@ class Service:
     def health(self) -> dict[str, Any]:
         with session_scope(self.engine) as session:
             sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
-            pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
+            pending = (
+                session.scalar(select(func.count()).select_from(Delivery).where(col(Delivery.status) == "pending")) or 0
+            )
+            pending += (
+                session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending")) or 0
+            )
             rows = [
                 {
                     "account": s.account_id,

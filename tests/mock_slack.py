@@ -18,6 +18,8 @@ class MockSlack:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail_next = 0
         self.rate_limit_next = 0
+        self.fail_users: set[str] = set()  # conversations.open fails (HTTP 500) for these user ids
+        self.posted = 0
         self._lock = threading.Lock()
         mock = self
 
@@ -39,11 +41,13 @@ class MockSlack:
                         mock.rate_limit_next -= 1
                         self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
                         return
-                    if mock.fail_next:
-                        mock.fail_next -= 1
+                    if mock.fail_next or (method == "conversations.open" and data.get("users") in mock.fail_users):
+                        mock.fail_next = max(0, mock.fail_next - 1)
                         self._send(500, {"ok": False, "error": "internal_error"})
                         return
                     mock.calls.append((method, data))
+                    if method == "chat.postMessage":
+                        mock.posted += 1
                 self._send(200, mock.answer(method, data))
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -69,8 +73,10 @@ class MockSlack:
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "hallmonitor"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "X"))}}
-        if method in ("chat.postMessage", "chat.update"):
-            return {"ok": True, "channel": data.get("channel"), "ts": "1700000000.000100"}
+        if method == "chat.postMessage":  # each message its own ts, as Slack does
+            return {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self.posted:06d}"}
+        if method == "chat.update":
+            return {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
         return {"ok": True}
 
     def called(self, method: str) -> list[dict[str, Any]]:

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+from bot.teams import HallMonitorTeamsBot
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, TeamsKit
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Audit, Item, TeamsConversation
@@ -78,10 +79,12 @@ def activity(connector: MockConnector, kind: str, *, who: str, channel: bool, **
 
 
 class Harness:
+    """The real service and ASGI app with the Teams kit from the registry (local-testing opt-in)."""
+
     def __init__(self, config: Config, engine: Engine) -> None:
-        adapter, settings = make_adapter()
-        self.service = Service(config=config, engine=engine, surface=TeamsSurface(engine, adapter, settings.APP_ID))
-        self.app = create_app(self.service, start_scheduler=False, teams=(adapter, HallMonitorTeamsBot(self.service)))
+        kit = TeamsKit(Options(teams_without_auth=True))
+        self.service = Service(config=config, engine=engine, surfaces={"teams": kit.surface(engine)})
+        self.app = create_app(self.service, start_scheduler=False, routers=[kit.router(self.service)])
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://hm.test")
 
     async def send(self, body: dict[str, Any], auth: str | None = None) -> httpx.Response:
@@ -224,7 +227,6 @@ def test_bot_logic_with_botbuilders_test_adapter(config: Config, engine: Engine)
     from botbuilder.core.adapters import TestAdapter
     from botbuilder.schema import Activity, ChannelAccount
 
-    from bot.teams import HallMonitorTeamsBot
     from tests.helpers import RecordingSurface
 
     bot = HallMonitorTeamsBot(Service(config=config, engine=engine, surface=RecordingSurface()))
