@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from bot.view import view
 from core.chat import Card, Place
@@ -16,6 +17,8 @@ from core.config import Config, Role, StaffConfig
 from core.protocols import Runtime
 from handlers.actions import ActionRequest, ActionResult, authorise, perform
 from handlers.policy import PolicyError, ask
+from monitors.base import ActRequest
+from monitors.base import Source as Connector
 from storage.db import session_scope
 from storage.models import Item
 from storage.queries import open_escalations, open_items
@@ -42,11 +45,17 @@ class ActOutcome:
         return self.result.message
 
 
-def act(service: Runtime, request: ActionRequest, *, place: Place, now: datetime | None = None) -> ActOutcome:
+class ChatRuntime(Runtime, Protocol):
+    """The service as the chat core sees it: it also runs platform actions on its shared client."""
+
+    def platform_call(self, connector: Connector, request: ActRequest) -> str: ...
+
+
+def act(service: ChatRuntime, request: ActionRequest, *, place: Place, now: datetime | None = None) -> ActOutcome:
     """Run a request through the shared action function; return the requester's view of the item."""
     now = now or utcnow()
     with session_scope(service.engine) as session:
-        result = perform(session, config=service.config, request=request, now=now)
+        result = perform(session, config=service.config, request=request, now=now, platform=service.platform_call)
     viewer = staff_of(service.config, request.actor)
     return ActOutcome(result, card_for(service, request.item_id, viewer=viewer, place=place, now=now))
 
@@ -151,8 +160,9 @@ def status_text(service: Runtime, staff: StaffConfig | None = None) -> str:
         sources = [s for s in sources if s["account"] in mine]
     failing = [s for s in sources if not s["healthy"]]
     lines = [
-        f"Monitor status: {'degraded' if failing else 'ok'} · {len(failing)} failing source(s) · "
-        f"{health['outbox_pending']} notification(s) waiting"
+        f"Monitor status: {'degraded' if failing or health.get('outbox_dead') else 'ok'} · "
+        f"{len(failing)} failing source(s) · "
+        f"{health['outbox_pending']} notification(s) waiting · {health.get('outbox_dead', 0)} undeliverable"
     ]
     lines += [f"• {s['source']}: {s['last_error']}" for s in failing]
     return "\n".join(lines)

@@ -17,7 +17,6 @@ from typing import TextIO
 
 from bot import chat
 from core.chat import Card, Notification, Place, Posted
-from core.protocols import Runtime
 from handlers.actions import ActionRequest
 from storage.types import utcnow
 
@@ -79,7 +78,9 @@ class ConsoleSurface:
 class ConsoleCommands:
     """Reads commands line by line and acts as one staff member at a time."""
 
-    def __init__(self, service: Runtime, *, out: TextIO | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, service: chat.ChatRuntime, *, out: TextIO | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.service, self.config, self.out, self.clock = service, service.config, out or sys.stdout, clock
         moderators = [s.id for s in self.config.staff if "moderator" in s.roles]
         self.actor = moderators[0] if moderators else (self.config.staff[0].id if self.config.staff else "console")

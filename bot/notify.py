@@ -31,13 +31,15 @@ from storage.queries import (
     enqueue,
     insert_ignore,
     mark_delivery,
+    mark_outbox,
     pending_outbox,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
-MAX_ATTEMPTS = 6  # about 8 minutes of retries (15 s doubling), then dead-lettered
+MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
+UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 CHANNEL_AUDIENCES = frozenset({Audience.MODERATORS})
 
 
@@ -49,12 +51,22 @@ class DeliveryStats:
     dead: int = 0
 
 
+def _gone(account_id: str) -> Unreachable:
+    return Unreachable(
+        f"account {account_id!r} is no longer in the config (deleted or renamed), so nobody can be "
+        "chosen to receive this; restore the account or act on the item from the queue",
+        attempts=UNDELIVERABLE_ATTEMPTS,
+    )
+
+
 def targets_for(config: Config, session: Session, row: Outbox) -> list[tuple[str, str]]:
     """(surface, target) pairs for one outbox row; see `storage.models.Delivery.target`."""
     if row.kind == "update":
         return [(c.surface, f"copy:{c.id}") for c in card_copies(session, item_id=row.item_id or 0)]
     item = session.get(Item, row.item_id) if row.item_id else None
     account_id = item.account_id if item else row.payload.get("account")
+    if account_id and account_id not in {a.id for a in config.accounts}:
+        raise _gone(account_id)
     people = people_for(config, school_id=row.school_id, audience=row.audience, account_id=account_id)
     channel_too = row.audience in CHANNEL_AUDIENCES or row.kind == "late"  # late: SLT by DM, moderators in channel
     direct = [f"person:{p.id}" for p in people] or [f"nobody:{row.audience}"]
@@ -77,10 +89,29 @@ def _channel(config: Config, surface: str, account_id: str | None) -> str | None
 
 
 def fan_out(session: Session, *, config: Config, now: datetime) -> int:
-    """Write the deliveries of every outbox row not yet fanned out; returns how many were new."""
+    """Write the deliveries of every outbox row not yet fanned out; returns how many were new. A row
+    nobody can be chosen for is retried a few times, then dead-lettered with the sentence why."""
     added = 0
     for row in pending_outbox(session, now=now):
-        added += add_deliveries(session, outbox=row, targets=targets_for(config, session, row), now=now)
+        assert row.id is not None
+        try:
+            targets = targets_for(config, session, row)
+        except Unreachable as exc:
+            attempts = row.attempts + 1
+            done = attempts >= exc.attempts
+            mark_outbox(
+                session,
+                outbox_id=row.id,
+                attempts=attempts,
+                status="dead" if done else "pending",
+                next_attempt_at=now + timedelta(seconds=15 * 2**attempts),
+                last_error=f"Unreachable: {exc}"[:2000],
+            )
+            log.log(
+                logging.ERROR if done else logging.WARNING, "outbox_undeliverable outbox=%s error=%r", row.id, str(exc)
+            )
+            continue
+        added += add_deliveries(session, outbox=row, targets=targets, now=now)
     return added
 
 
@@ -92,6 +123,9 @@ def build_note(session: Session, *, config: Config, delivery: Delivery, now: dat
     kind, _, key = delivery.target.partition(":")
     if kind == "nobody":
         raise Unreachable(f"nobody at school {row.school_id!r} has a role for the {key} audience; add one to [[staff]]")
+    item = session.get(Item, row.item_id) if row.item_id else None
+    if item is not None and item.account_id not in {a.id for a in config.accounts}:
+        raise _gone(item.account_id)
     copy: CardCopy | None = session.get(CardCopy, int(key)) if kind == "copy" else None
     if kind == "copy" and copy is None:
         return None
@@ -163,12 +197,10 @@ async def _send(
     try:
         note = build_note(session, config=config, delivery=delivery, now=now)
         posted = await surface.deliver(note) if note is not None else None
-    except Unreachable as exc:
-        _dead(session, config=config, delivery=delivery, error=str(exc), now=now, stats=stats)
-        return
     except Exception as exc:  # any surface failure: this recipient retries later, alone
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        if delivery.attempts + 1 >= MAX_ATTEMPTS:
+        cap = exc.attempts if isinstance(exc, Unreachable) else MAX_ATTEMPTS
+        if delivery.attempts + 1 >= cap:
             _dead(session, config=config, delivery=delivery, error=error, now=now, stats=stats)
             return
         backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(delivery.attempts, 10)))
@@ -243,6 +275,7 @@ def _dead(
     person = config.staff_by_id(key) if kind == "person" else None
     who = person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")
     item = session.get(Item, row.item_id) if row.item_id else None
+    known = item is not None and item.account_id in {a.id for a in config.accounts}
     enqueue(
         session,
         dedupe_key=f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}",
@@ -255,6 +288,6 @@ def _dead(
             "text": f"{who} could not be sent a {row.kind} on {delivery.surface} "
             f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
             f"{error[:300]}",
-            "account": item.account_id if item else None,
+            "account": item.account_id if item and known else None,
         },
     )

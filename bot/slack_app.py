@@ -89,7 +89,7 @@ def _item_id(text: object) -> int | None:
     return int(text) if isinstance(text, str) and text.isdigit() else None
 
 
-def build_slack_app(service: Runtime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
+def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
     """The bolt app. `service` is the running Service (config, engine, delivery)."""
     app = AsyncApp(token=token, signing_secret=signing_secret, client=client, process_before_response=False)
     _install_guards(app, service)

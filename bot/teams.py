@@ -275,7 +275,7 @@ def request_from(actor: str, verb: str, data: dict[str, Any]) -> ActionRequest:
 
 
 class HallMonitorTeamsBot(ActivityHandler):
-    def __init__(self, service: Runtime) -> None:
+    def __init__(self, service: chat.ChatRuntime) -> None:
         self.service = service
 
     async def on_turn(self, turn_context: TurnContext) -> None:
@@ -397,8 +397,8 @@ class TeamsSurface:
 
     async def _run(self, kind: str, key: str, missing: str, callback: Any) -> None:
         reference = await asyncio.to_thread(self._reference, kind, key)
-        if reference is None:
-            raise RuntimeError(missing)  # retried: they may open the app yet; dead-lettered after the cap
+        if reference is None:  # retried a few times (they may open the app yet), then dead-lettered
+            raise Unreachable(missing, attempts=3)
         await self.adapter.continue_conversation(reference, callback, self.app_id)
 
 

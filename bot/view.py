@@ -22,7 +22,7 @@ from core.domain import Escalate
 from handlers.routing import may_acknowledge, moderators_of
 from handlers.visibility import DSL_ROLES, Sight, ever_safeguarding_ids, item_view
 from handlers.visibility import Place as Sight_place
-from monitors.registry import SOURCES
+from monitors import registry
 from storage.models import Escalation, Item, Triage
 
 PERSONAL = frozenset({Place.DIRECT, Place.QUEUE, Place.HOME})
@@ -151,7 +151,7 @@ def _buttons(
     if place is not Place.CHANNEL and any(may_acknowledge(viewer, t) for t in open_targets):
         buttons.append(Button("ack_escalation", "Acknowledge escalation"))
     if place is Place.CHANNEL or viewer.id in config.account(item.account_id).moderators:
-        capabilities = SOURCES[config.account(item.account_id).platform].capabilities
+        capabilities = registry.capabilities(config.account(item.account_id).platform)
         buttons += [b for b in buttons_for(item, capabilities) if content or b.action not in NOT_FOR_UNSEEN]
     if ever and content and place is Place.DIRECT and set(viewer.roles) & DSL_ROLES and item.category != "safeguarding":
         buttons.append(Button("lift_protection", "Lift safeguarding protection"))

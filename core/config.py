@@ -56,6 +56,7 @@ def _parse_clock(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
 Ident = Annotated[str, Field(pattern=_ID)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="an environment variable's name")]
 
 
 class Nation(StrEnum):

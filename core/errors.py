@@ -44,6 +44,11 @@ class PlatformError(HallMonitorError):
 
 
 class Unreachable(HallMonitorError):
-    """A chat recipient cannot be reached and retrying will not help (no chat id configured,
-    the person never opened the app): the delivery is dead-lettered at once and moderators
-    are told who cannot be reached. The message names the person."""
+    """A chat delivery that needs a person, not a long retry: no chat id configured (dead at the
+    first attempt), or someone who has not opened the app yet, or an account no longer in the
+    config (a few attempts, `attempts`, in case it is fixed). Then it is dead-lettered and the
+    moderators are told who cannot be reached; the message names the person."""
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        self.attempts = attempts
+        super().__init__(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ def create_app(service: Service, *, start_scheduler: bool = True, routers: Seque
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.loop = asyncio.get_running_loop()  # platform actions run here, on the shared client
         if start_scheduler:
             service.start()
         try:

@@ -31,7 +31,7 @@ from handlers.deadline import reply_by, why_due
 from handlers.policy import ask, index_for
 from handlers.polling import PollSummary
 from handlers.triage import default_classifier
-from monitors.registry import load_config
+from monitors.registry import credential_problems, load_config
 from storage.db import database_url, open_database, session_scope
 from storage.models import Item
 from storage.queries import open_items
@@ -70,7 +70,13 @@ def _service(config: Config, engine: Engine, *, web: bool, options: Options) -> 
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The file's own rules and each platform's watch schema (as at start-up), plus each account's
+    credentials against its platform's schema; unset environment variables are only noted."""
     config = _config(args)
+    name = config.path.name if config.path else "config"
+    problems = credential_problems(config)
+    if problems:
+        raise ConfigError([f"{name}: {p}" for p in problems])
     print(
         f"{config.path}: OK: {len(config.schools)} school(s), {len(config.accounts)} account(s), "
         f"{len(config.staff)} staff"

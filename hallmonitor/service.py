@@ -17,10 +17,13 @@ from sqlmodel import col
 from bot.notify import deliver_pending
 from core.chat import ChatSurface
 from core.config import Config
+from handlers.actions import run_act
 from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
 from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import retry_pending
+from monitors.base import ActRequest
+from monitors.base import Source as Connector
 from monitors.http import USER_AGENT
 from storage.db import session_scope
 from storage.models import Delivery, Outbox, Source
@@ -42,6 +45,7 @@ class Service:
     classifier: Classifier | None = None
     scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
+    loop: asyncio.AbstractEventLoop | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -79,7 +83,7 @@ class Service:
             except Exception:
                 log.exception("poll_pass_crashed")
             try:
-                await asyncio.to_thread(retry_pending, self)
+                await retry_pending(self)
             except Exception:
                 log.exception("webhook_retry_crashed")
             try:
@@ -109,7 +113,16 @@ class Service:
         except Exception:
             log.exception("update_pass_crashed item=%s", item_id)
 
+    def platform_call(self, connector: Connector, request: ActRequest) -> str:
+        """Run a connector's action on the service's event loop and shared client, from the worker
+        thread an action runs in; with no loop running yet (CLI, tests), on a loop of its own."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            return run_act(connector, request)
+        return asyncio.run_coroutine_threadsafe(connector.act(self.http_client(), request), loop).result()
+
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_job(
             self.tick,
@@ -137,6 +150,8 @@ class Service:
             pending += (
                 session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending")) or 0
             )
+            dead = session.scalar(select(func.count()).select_from(Delivery).where(col(Delivery.status) == "dead")) or 0
+            dead += session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead")) or 0
             rows = [
                 {
                     "account": s.account_id,
@@ -153,8 +168,9 @@ class Service:
             ]
         failing = [r for r in rows if not r["healthy"]]
         return {
-            "status": "degraded" if failing else "ok",
+            "status": "degraded" if failing or dead else "ok",
             "sources": rows,
             "failing": len(failing),
             "outbox_pending": pending or 0,
+            "outbox_dead": dead or 0,
         }

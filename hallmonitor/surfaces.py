@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import Engine
 
+from bot.chat import ChatRuntime
 from bot.console import ConsoleSurface
 from bot.slack import SlackSurface, slack_settings, web_client
 from bot.slack_app import build_slack_app
 from bot.teams import HallMonitorTeamsBot, TeamsSurface, handle_request, make_adapter
 from core.chat import ChatSurface
 from core.config import Config
-from core.protocols import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Kit(Protocol):
 
     def surface(self, engine: Engine) -> ChatSurface: ...
 
-    def router(self, service: Runtime) -> APIRouter | None: ...
+    def router(self, service: ChatRuntime) -> APIRouter | None: ...
 
 
 class ConsoleKit:
@@ -51,7 +51,7 @@ class ConsoleKit:
     def surface(self, engine: Engine) -> ChatSurface:
         return ConsoleSurface()
 
-    def router(self, service: Runtime) -> APIRouter | None:
+    def router(self, service: ChatRuntime) -> APIRouter | None:
         return None
 
 
@@ -65,7 +65,7 @@ class SlackKit:
     def surface(self, engine: Engine) -> ChatSurface:
         return SlackSurface(self.client)
 
-    def router(self, service: Runtime) -> APIRouter:
+    def router(self, service: ChatRuntime) -> APIRouter:
         handler = AsyncSlackRequestHandler(
             build_slack_app(service, token=self.token, signing_secret=self.secret, client=self.client)
         )
@@ -88,7 +88,7 @@ class TeamsKit:
     def surface(self, engine: Engine) -> ChatSurface:
         return TeamsSurface(engine, self.adapter, self.settings.APP_ID)
 
-    def router(self, service: Runtime) -> APIRouter:
+    def router(self, service: ChatRuntime) -> APIRouter:
         bot = HallMonitorTeamsBot(service)
         router = APIRouter()
 

@@ -7,26 +7,30 @@ writes the audit row, for successes, refusals and failures alike.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
+import httpx
 from sqlmodel import Session
 
-from core.config import Config
-from core.domain import Audience, Capability, Escalate
+from core.config import AccountConfig, Config, Watch
+from core.domain import Action, Audience, Capability, Escalate
 from core.errors import HallMonitorError, PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
 from handlers.routing import escalation_target, may_acknowledge
 from handlers.triage import CATEGORIES, verdict_for
 from handlers.visibility import DSL_ROLES, ever_safeguarding_ids
-from monitors.registry import SOURCES
+from monitors import registry
+from monitors.base import ActRequest, Source
+from monitors.http import USER_AGENT
 from storage.models import Escalation, Evidence, Item, Triage
+from storage.models import Source as SourceRow
 from storage.queries import enqueue, open_escalations, write_audit
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,9 @@ class ActionResult:
 
 class Refused(HallMonitorError):
     """An action handler's refusal; its message is the sentence the person sees."""
+
+
+PlatformCall = Callable[[Source, ActRequest], str]
 
 
 def snapshot(session: Session, *, item: Item, reason: str) -> Evidence:
@@ -144,9 +151,12 @@ def authorise(session: Session, *, config: Config, request: ActionRequest) -> Ac
     return None
 
 
-def perform(session: Session, *, config: Config, request: ActionRequest, now: datetime) -> ActionResult:
+def perform(
+    session: Session, *, config: Config, request: ActionRequest, now: datetime, platform: PlatformCall | None = None
+) -> ActionResult:
     """Do what `request` asks as its actor; always audited. A change queues an update of every
-    posted copy of the item's card, on every surface."""
+    posted copy of the item's card, on every surface. A platform action runs through `platform`
+    (the service's shared loop and client) or, without one, `run_act`."""
     refused = authorise(session, config=config, request=request)
     if refused is not None:
         return refused
@@ -159,14 +169,16 @@ def perform(session: Session, *, config: Config, request: ActionRequest, now: da
         return audit_request(session, request, outcome, message, school_id=item.school_id, **detail)
 
     account = config.account(item.account_id)
-    capabilities = SOURCES[account.platform].capabilities
+    capabilities = registry.capabilities(account.platform)
     if request.action in PLATFORM_ACTIONS:
         if PLATFORM_ACTIONS[request.action] not in capabilities:
             return audit(
                 Outcome.REFUSED,
                 f"{account.platform} does not let us {request.action} from here; do it on the platform.",
             )
-        return _platform_action(session, config=config, item=item, request=request, now=now, audit=audit)
+        return _platform_action(
+            session, config=config, item=item, request=request, now=now, audit=audit, platform=platform or run_act
+        )
     handler = _HANDLERS.get(request.action)
     if handler is None:
         return audit(Outcome.REFUSED, f"Unknown action {request.action!r}.")
@@ -191,7 +203,14 @@ def _queue_update(session: Session, *, item: Item, now: datetime) -> None:
 
 
 def _platform_action(
-    session: Session, *, config: Config, item: Item, request: ActionRequest, now: datetime, audit: Audit
+    session: Session,
+    *,
+    config: Config,
+    item: Item,
+    request: ActionRequest,
+    now: datetime,
+    audit: Audit,
+    platform: PlatformCall,
 ) -> ActionResult:
     """Evidence first (committed, so a failed call keeps it), then the platform call, then the audit."""
     action = request.action
@@ -202,16 +221,13 @@ def _platform_action(
     evidence = snapshot(session, item=item, reason=action) if action in SNAPSHOT_BEFORE else None
     session.commit()
     account = config.account(item.account_id)
-    connector: Any = SOURCES[account.platform](account, account.watch[0])  # arch issue: Source.act typed
+    connector = registry.SOURCES[account.platform](account, _watch_of(session, item, account))
+    action_enum = Action(action)
     try:
         if tell and text:
-            connector.act(
-                "reply",
-                external_id=item.external_id,
-                raw=item.raw,
-                text=f"We have removed a comment because {text.rstrip('.')}.",
-            )
-        message = connector.act(action, external_id=item.external_id, raw=item.raw, text=text)
+            note = f"We have removed a comment because {text.rstrip('.')}."
+            platform(connector, ActRequest(Action.REPLY, item.external_id, item.raw, note))
+        message = platform(connector, ActRequest(action_enum, item.external_id, item.raw, text))
     except PlatformError as exc:
         return audit(Outcome.FAILED, str(exc), error_kind=exc.kind.value, evidence_id=evidence.id if evidence else None)
     except Exception as exc:  # a bug or an odd answer: still audited, and the person gets a sentence
@@ -230,6 +246,25 @@ def _platform_action(
         item.status = "open" if item.needs_reply and not item.replied_at else "closed"
     session.add(item)
     return audit(Outcome.OK, message, evidence_id=evidence.id if evidence else None, told_audience=tell)
+
+
+def _watch_of(session: Session, item: Item, account: AccountConfig) -> Watch:
+    """The watch target the item came from (its source row); a pushed item has none, so the
+    account's first target, which for a webhook platform is the page the delivery named."""
+    source = session.get(SourceRow, item.source_id) if item.source_id is not None else None
+    if source is not None:
+        return Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
+    return account.watch[0] if account.watch else Watch(url=account.id)
+
+
+def run_act(connector: Source, request: ActRequest) -> str:
+    """A platform action on a loop and client of its own, for callers with no running service."""
+
+    async def go() -> str:
+        async with httpx.AsyncClient(timeout=20, headers={"User-Agent": USER_AGENT}) as client:
+            return await connector.act(client, request)
+
+    return asyncio.run(go())
 
 
 def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Session) -> str | None:

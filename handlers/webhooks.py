@@ -12,20 +12,19 @@ import asyncio
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from core.config import AccountConfig, Config
 from core.domain import NewItem
 from core.protocols import Runtime
 from handlers import pipeline
 from handlers.triage import Classifier
-from monitors import instagram
-from monitors.facebook import comment_to_item
+from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.models import WebhookEvent
 from storage.queries import insert_ignore
@@ -36,9 +35,11 @@ MAX_ATTEMPTS = 5
 
 
 class WebhookRuntime(Runtime, Protocol):
-    """The service as webhook processing sees it: it also triages."""
+    """The service as webhook processing sees it: it also triages, and lends its HTTP client."""
 
     classifier: Classifier | None
+
+    def http_client(self) -> httpx.AsyncClient: ...
 
 
 def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
@@ -59,168 +60,106 @@ def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_
         )
 
 
-def _meta_items(config: Config, platform: str, payload: dict[str, Any]) -> dict[str, list[NewItem]]:
-    """Account id -> new items from a Meta webhook payload; unknown pages are logged and skipped."""
-    pages = {w.url: a for a in config.accounts if a.platform == platform for w in a.watch}
-    out: dict[str, list[NewItem]] = {}
-    for entry in payload.get("entry") or []:
-        account = pages.get(str(entry.get("id")))
-        if account is None:
-            log.warning("webhook_unknown_page platform=%s page=%s", platform, entry.get("id"))
-            continue
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            if platform == "instagram":
-                item = _instagram_item(account, change.get("field"), value)
-                if item is not None:
-                    out.setdefault(account.id, []).append(item)
-                continue
-            if (
-                change.get("field") != "feed"
-                or value.get("item") != "comment"
-                or value.get("verb") not in ("add", "edited")
-            ):
-                continue  # reactions, removals, posts by the page itself
-            created = value.get("created_time")
-            comment = {
-                "id": value.get("comment_id"),
-                "message": value.get("message"),
-                "from": value.get("from") or {},
-                "parent": {"id": value.get("parent_id")},
-                "post_id": value.get("post_id"),
-                "created_time": datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
-                if isinstance(created, int | float)
-                else created,
-                "permalink_url": (value.get("post") or {}).get("permalink_url"),
-            }
-            item = comment_to_item(comment)
-            if item is not None:
-                out.setdefault(account.id, []).append(item)
-    return out
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    id: int
+    platform: str
+    account_id: str | None
+    body: str
 
 
-def _instagram_item(account: AccountConfig, field: str | None, value: dict[str, Any]) -> NewItem | None:
-    if field == "comments":
-        comment = {
-            "id": value.get("id"),
-            "text": value.get("text"),
-            "from": value.get("from") or {},
-            "media": value.get("media") or {},
-            "timestamp": None,
-        }
-        return instagram.comment_to_item(comment)
-    if field == "mentions" and value.get("comment_id"):
-        source = instagram.InstagramSource(account, account.watch[0])
-        return source.mentioned_comment(str(value["comment_id"]))
-    return None
+Parsed = dict[str, list[NewItem]] | Exception  # account id -> items, or why it could not be read
 
 
-def _generic_items(payload: Any, account: AccountConfig) -> list[NewItem]:
-    rows = payload if isinstance(payload, list) else [payload]
-    kind = account.watch[0].kind if account.watch else "message"
-    items = []
-    for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            continue
-        ident = str(row.get("id") or hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:32])
-        created = None
-        if isinstance(row.get("created_at"), str):
-            try:
-                created = datetime.fromisoformat(row["created_at"])
-                created = created if created.tzinfo else None
-            except ValueError:
-                created = None
-        items.append(
-            NewItem(
-                external_id=ident,
-                kind=kind,
-                text=row["text"],
-                author=row.get("author"),
-                url=row.get("url"),
-                created_at=created,
-                raw=row,
-            )
-        )
-    return items
+def _pending(engine: Engine, event_ids: list[int]) -> list[_Delivery]:
+    with session_scope(engine) as session:
+        events = [session.get(WebhookEvent, i) for i in event_ids]
+        return [
+            _Delivery(e.id, e.platform, e.account_id, e.body)
+            for e in events
+            if e is not None and e.id is not None and e.status == "pending"
+        ]
 
 
-def _event_items(config: Config, event: WebhookEvent) -> dict[str, list[NewItem]]:
-    """A stored delivery's items, keyed by the account they belong to."""
-    payload = json.loads(event.body)
-    if event.platform == "webhook":
-        account = config.account(event.account_id or "")
-        return {account.id: _generic_items(payload, account)}
-    return _meta_items(config, event.platform, payload)
+async def _parse(service: WebhookRuntime, delivery: _Delivery) -> Parsed:
+    """A stored delivery's items, keyed by account, from its platform's own webhook parser."""
+    config = service.config
+    try:
+        source = SOURCES[delivery.platform]
+        if delivery.account_id is not None:
+            accounts = [config.account(delivery.account_id)]
+        else:
+            accounts = [a for a in config.accounts if a.platform == delivery.platform]
+        return await source.webhook_items(service.http_client(), accounts, json.loads(delivery.body))
+    except Exception as exc:  # kept, and retried up to MAX_ATTEMPTS
+        log.warning("webhook_parse_failed id=%s platform=%s error=%r", delivery.id, delivery.platform, exc)
+        return exc
 
 
-def process_event(service: WebhookRuntime, event_id: int) -> str:
-    """Turn a stored delivery into items (once). Returns the event's new status."""
-    config: Config = service.config
+def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> None:
+    """Ingest and mark several deliveries in one transaction, one batched triage per account.
+    Events are marked only after ingesting, so the write lock is not held while triage runs."""
+    config = service.config
     with session_scope(service.engine) as session:
-        event = session.get(WebhookEvent, event_id)
-        if event is None or event.status in ("processed", "ignored"):
-            return event.status if event else "missing"
-        event.attempts += 1
-        try:
-            batches = _event_items(config, event)
-            stored = 0
-            for account_id, items in batches.items():
-                stats = pipeline.ingest(
-                    session,
-                    config=config,
-                    account=config.account(account_id),
-                    items=items,
-                    now=utcnow(),
-                    classifier=service.classifier,
-                )
-                stored += stats.stored
-            event.status = "processed" if batches else "ignored"
-            event.processed_at = utcnow()
-            log.info("webhook_processed id=%s platform=%s items_new=%d", event.id, event.platform, stored)
-        except Exception as exc:  # keep the raw event; the scheduler retries it
-            session.rollback()
+        batches: dict[str, list[NewItem]] = {}
+        for found in parsed.values():
+            for account_id, items in found.items() if isinstance(found, dict) else ():
+                batches.setdefault(account_id, []).extend(items)
+        stored = 0
+        for account_id, items in batches.items():
+            account = config.account(account_id)
+            stats = pipeline.ingest(
+                session, config=config, account=account, items=items, now=utcnow(), classifier=service.classifier
+            )
+            stored += stats.stored
+        for event_id, found in parsed.items():
             event = session.get(WebhookEvent, event_id)
             assert event is not None
             event.attempts += 1
-            event.status = "failed" if event.attempts >= MAX_ATTEMPTS else "pending"
-            event.error = f"{type(exc).__name__}: {exc}"[:2000]
-            log.exception("webhook_processing_failed id=%s attempts=%d", event_id, event.attempts)
+            if isinstance(found, Exception):
+                _failed(event, found)
+            else:
+                event.status, event.processed_at = ("processed" if found else "ignored"), utcnow()
+            session.add(event)
+        log.info("webhook_processed events=%d items_new=%d", len(parsed), stored)
+
+
+def _failed(event: WebhookEvent, error: BaseException) -> None:
+    event.status = "failed" if event.attempts >= MAX_ATTEMPTS else "pending"
+    event.error = f"{type(error).__name__}: {error}"[:2000]
+
+
+def _count_failure(engine: Engine, event_id: int, error: BaseException) -> str:
+    with session_scope(engine) as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None:
+            return "missing"
+        event.attempts += 1
+        _failed(event, error)
         session.add(event)
+        log.error("webhook_processing_failed id=%s attempts=%d error=%r", event_id, event.attempts, error)
         return event.status
 
 
-def process_batch(service: WebhookRuntime, event_ids: list[int]) -> None:
-    """Process several stored deliveries in one transaction with one batched triage per account;
-    if anything in the batch fails, fall back to one event at a time so a bad one cannot block the rest.
-    Events are marked only after ingesting, so the write lock is not held while triage runs."""
-    config: Config = service.config
+async def process(service: WebhookRuntime, event_ids: list[int], executor: Executor | None = None) -> None:
+    """Process stored deliveries: parse each on the event loop (a platform may need to look
+    something up), then ingest them together in a worker thread; if that fails, one at a time,
+    so a bad delivery cannot block the rest. A delivery that keeps failing is marked failed."""
+    loop = asyncio.get_running_loop()
+    deliveries = await loop.run_in_executor(executor, _pending, service.engine, event_ids)
+    parsed = {d.id: await _parse(service, d) for d in deliveries}
+    if not parsed:
+        return
     try:
-        with session_scope(service.engine) as session:
-            events = [e for e in (session.get(WebhookEvent, i) for i in event_ids) if e and e.status == "pending"]
-            batches: dict[str, list[NewItem]] = {}
-            outcome: dict[int, str] = {}
-            for event in events:
-                found = _event_items(config, event)
-                for account_id, items in found.items():
-                    batches.setdefault(account_id, []).extend(items)
-                outcome[event.id or 0] = "processed" if found else "ignored"
-            for account_id, items in batches.items():
-                pipeline.ingest(
-                    session,
-                    config=config,
-                    account=config.account(account_id),
-                    items=items,
-                    now=utcnow(),
-                    classifier=service.classifier,
-                )
-            for event in events:
-                event.status, event.processed_at = outcome[event.id or 0], utcnow()
-                event.attempts += 1
-                session.add(event)
-    except Exception:
-        log.warning("webhook_batch_failed events=%d retrying one by one", len(event_ids), exc_info=True)
-        for event_id in event_ids:
-            process_event(service, event_id)
+        await loop.run_in_executor(executor, _record, service, parsed)
+        return
+    except Exception as exc:
+        if len(parsed) == 1:
+            await loop.run_in_executor(executor, _count_failure, service.engine, next(iter(parsed)), exc)
+            return
+        log.warning("webhook_batch_failed events=%d retrying one by one", len(parsed), exc_info=True)
+    for event_id in parsed:
+        await process(service, [event_id], executor)
 
 
 class WebhookProcessor:
@@ -257,13 +196,12 @@ class WebhookProcessor:
 
     async def _run(self) -> None:
         assert self.queue is not None
-        loop = asyncio.get_running_loop()
         while True:
             ids = [await self.queue.get()]
             while not self.queue.empty() and len(ids) < self.BATCH:
                 ids.append(self.queue.get_nowait())
             try:
-                await loop.run_in_executor(self.processing, process_batch, self.service, ids)
+                await process(self.service, ids, self.processing)
             except Exception:
                 log.exception("webhook_worker_failed events=%s", ids)  # they stay pending; the scheduler retries
             finally:
@@ -276,17 +214,21 @@ class WebhookProcessor:
             await self.queue.join()
 
 
-def retry_pending(service: WebhookRuntime, *, limit: int = 100) -> int:
-    """Process deliveries that a crash or error left pending."""
+def _pending_ids(engine: Engine, limit: int) -> list[int]:
+    with session_scope(engine) as session:
+        query = (
+            select(WebhookEvent)
+            .where(col(WebhookEvent.status) == "pending")
+            .order_by(col(WebhookEvent.id))
+            .limit(limit)
+        )
+        return [e.id for e in session.scalars(query) if e.id is not None]
+
+
+async def retry_pending(service: WebhookRuntime, *, limit: int = 100) -> int:
+    """Process deliveries that a crash or error left pending, one at a time; how many now are processed."""
+    ids = await asyncio.to_thread(_pending_ids, service.engine, limit)
+    for event_id in ids:
+        await process(service, [event_id])
     with session_scope(service.engine) as session:
-        ids = [
-            e.id
-            for e in session.scalars(
-                select(WebhookEvent)
-                .where(col(WebhookEvent.status) == "pending")
-                .order_by(col(WebhookEvent.id))
-                .limit(limit)
-            )
-            if e.id is not None
-        ]
-    return sum(process_event(service, i) == "processed" for i in ids)
+        return sum(1 for i in ids if (e := session.get(WebhookEvent, i)) is not None and e.status == "processed")

@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
-from monitors.http import classify_exception, classify_response, parse_time, secrets
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
+from monitors.http import Answer, call, classify_response, parse_time, secrets
 
 DEFAULT_SERVICE = "https://bsky.social"
 REASONS = ("mention", "reply", "quote")
@@ -41,13 +42,36 @@ def _credentials(account: AccountConfig) -> tuple[str, str]:
     return handle, password
 
 
-def _check(response: httpx.Response, what: str) -> dict[str, Any]:
-    if response.status_code >= 400:
-        error = classify_response(response, what=what)
-        if response.status_code == 400 and "ExpiredToken" in response.text:
-            error = PlatformError(ErrorKind.AUTH, f"{what}: the session expired; it will be renewed")
-        raise error
-    return response.json() if response.content else {}
+def _classify(answer: Answer) -> PlatformError:
+    if answer.status_code == 400 and "ExpiredToken" in answer.text:
+        return PlatformError(ErrorKind.AUTH, f"{answer.what}: the session expired; it will be renewed")
+    return classify_response(answer)
+
+
+async def _xrpc(
+    client: httpx.AsyncClient,
+    method: str,
+    name: str,
+    *,
+    what: str,
+    token: str | None = None,
+    json: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One XRPC call (com.atproto.*, app.bsky.*); the answer's JSON object, {} if empty."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    url = f"{service_url()}/xrpc/{name}"
+    answer = await call(client, method, url, json=json, params=params, headers=headers, what=what, classify=_classify)
+    return answer.json_object(empty_ok=True)
+
+
+async def _session(client: httpx.AsyncClient, account: AccountConfig, what: str) -> dict[str, Any]:
+    identifier, password = _credentials(account)
+    body = {"identifier": identifier, "password": password}
+    session = await _xrpc(client, "POST", "com.atproto.server.createSession", json=body, what=what)
+    if not isinstance(session.get("accessJwt"), str) or not isinstance(session.get("did"), str):
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: the sign-in answer had no session")
+    return session
 
 
 def notification_to_item(note: dict[str, Any]) -> NewItem | None:
@@ -68,163 +92,116 @@ def notification_to_item(note: dict[str, Any]) -> NewItem | None:
     )
 
 
-class BlueskySource:
+class BlueskyCredentials(Credentials):
+    identifier: EnvName
+    app_password: EnvName
+
+
+class BlueskyWatch(Watch):
+    pattern: ClassVar[str] = r"@?[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]+"
+    hint: ClassVar[str] = 'the school\'s Bluesky handle, like "northgate.bsky.social"'
+
+
+class BlueskySource(NoWebhooks):
     platform: ClassVar[str] = "bluesky"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REPLY, Capability.HIDE, Capability.BLOCK, Capability.MUTE, Capability.REPORT}
     )
+    Credentials: ClassVar[type[Credentials]] = BlueskyCredentials
+    Watch: ClassVar[type[Watch]] = BlueskyWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.handle = watch.url.lstrip("@")
         self.what = f"Bluesky @{self.handle}"
 
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
-        identifier, password = _credentials(self.account)
+        token = (await _session(client, self.account, self.what))["accessJwt"]
         result = FetchResult()
         newest = state.cursor
-        try:
-            session = _check(
-                await client.post(
-                    f"{service_url()}/xrpc/com.atproto.server.createSession",
-                    json={"identifier": identifier, "password": password},
-                ),
-                self.what,
+        page: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": 100, "reasons": list(REASONS), **({"cursor": page} if page else {})}
+            body = await _xrpc(
+                client, "GET", "app.bsky.notification.listNotifications", params=params, token=token, what=self.what
             )
-            headers = {"Authorization": f"Bearer {session['accessJwt']}"}
-            page: str | None = None
-            for _ in range(MAX_PAGES):
-                params: dict[str, Any] = {"limit": 100, "reasons": list(REASONS)}
-                if page:
-                    params["cursor"] = page
-                body = _check(
-                    await client.get(
-                        f"{service_url()}/xrpc/app.bsky.notification.listNotifications", params=params, headers=headers
-                    ),
-                    self.what,
-                )
-                reached_seen = False
-                for note in body.get("notifications") or []:
-                    indexed = str(note.get("indexedAt") or "")
-                    if state.cursor and indexed <= state.cursor:
-                        reached_seen = True
-                        continue
-                    if note.get("reason") not in REASONS:
-                        continue
-                    item = notification_to_item(note)
-                    if item is None:
-                        result.skipped += 1
-                        continue
-                    result.items.append(item)
-                    newest = max(newest or indexed, indexed)
-                page = body.get("cursor")
-                if reached_seen or not page or not state.cursor:
-                    break  # the first poll reads the newest page only
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what=self.what) from exc
+            reached_seen = False
+            for note in body.get("notifications") or []:
+                indexed = str(note.get("indexedAt") or "")
+                if state.cursor and indexed <= state.cursor:
+                    reached_seen = True
+                    continue
+                if note.get("reason") not in REASONS:
+                    continue
+                item = notification_to_item(note)
+                if item is None:
+                    result.skipped += 1
+                    continue
+                result.items.append(item)
+                newest = max(newest or indexed, indexed)
+            page = body.get("cursor")
+            if reached_seen or not page or not state.cursor:
+                break  # the first poll reads the newest page only
         state.cursor = newest
         return result
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
-        identifier, password = _credentials(self.account)
-        base = f"{service_url()}/xrpc"
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
+        session = await _session(client, self.account, "Bluesky")
+        token, me = session["accessJwt"], session["did"]
+        raw, action = request.raw, request.action
         author = raw.get("author") or {}
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        try:
-            with httpx.Client(timeout=20) as client:
-                session = _check(
-                    client.post(
-                        f"{base}/com.atproto.server.createSession",
-                        json={"identifier": identifier, "password": password},
-                    ),
-                    "Bluesky",
-                )
-                client.headers["Authorization"] = f"Bearer {session['accessJwt']}"
-                me = session["did"]
-                ref = {"uri": external_id, "cid": raw.get("cid")}
-                root = ((raw.get("record") or {}).get("reply") or {}).get("root") or ref
-                if action == "reply":
-                    record = {
-                        "$type": "app.bsky.feed.post",
-                        "text": text or "",
-                        "createdAt": now,
-                        "reply": {"root": root, "parent": ref},
-                    }
-                    _check(
-                        client.post(
-                            f"{base}/com.atproto.repo.createRecord",
-                            json={"repo": me, "collection": "app.bsky.feed.post", "record": record},
-                        ),
-                        "Bluesky",
-                    )
-                    return "Replied on Bluesky."
-                if action == "hide":
-                    return self._hide(client, base, me, str(root["uri"]), external_id, now)
-                if action == "block":
-                    _check(
-                        client.post(
-                            f"{base}/com.atproto.repo.createRecord",
-                            json={
-                                "repo": me,
-                                "collection": "app.bsky.graph.block",
-                                "record": {
-                                    "$type": "app.bsky.graph.block",
-                                    "subject": author.get("did"),
-                                    "createdAt": now,
-                                },
-                            },
-                        ),
-                        "Bluesky",
-                    )
-                    return "Author blocked on Bluesky."
-                if action == "mute":
-                    _check(
-                        client.post(f"{base}/app.bsky.graph.muteActor", json={"actor": author.get("did")}), "Bluesky"
-                    )
-                    return "Author muted on Bluesky."
-                if action == "report":
-                    _check(
-                        client.post(
-                            f"{base}/com.atproto.moderation.createReport",
-                            json={
-                                "reasonType": "com.atproto.moderation.defs#reasonRude",
-                                "reason": text or "Reported by the school's moderators",
-                                "subject": {"$type": "com.atproto.repo.strongRef", **ref},
-                            },
-                        ),
-                        "Bluesky",
-                    )
-                    return "Reported to Bluesky's moderators."
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what="Bluesky") from exc
-        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Bluesky cannot {action} from here")
+        ref = {"uri": request.external_id, "cid": raw.get("cid")}
+        root = ((raw.get("record") or {}).get("reply") or {}).get("root") or ref
+        if action == Action.HIDE:
+            return await self._hide(client, token, me, str(root["uri"]), request.external_id, now)
+        if action == Action.MUTE:
+            await _xrpc(
+                client,
+                "POST",
+                "app.bsky.graph.muteActor",
+                json={"actor": author.get("did")},
+                token=token,
+                what="Bluesky",
+            )
+            return "Author muted on Bluesky."
+        if action == Action.REPORT:
+            report = {
+                "reasonType": "com.atproto.moderation.defs#reasonRude",
+                "reason": request.text or "Reported by the school's moderators",
+                "subject": {"$type": "com.atproto.repo.strongRef", **ref},
+            }
+            await _xrpc(client, "POST", "com.atproto.moderation.createReport", json=report, token=token, what="Bluesky")
+            return "Reported to Bluesky's moderators."
+        records: dict[Action, tuple[str, dict[str, Any]]] = {
+            Action.REPLY: ("app.bsky.feed.post", {"text": request.text or "", "reply": {"root": root, "parent": ref}}),
+            Action.BLOCK: ("app.bsky.graph.block", {"subject": author.get("did")}),
+        }
+        if action not in records:
+            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Bluesky cannot {action} from here")
+        collection, fields = records[action]
+        record = {"$type": collection, **fields, "createdAt": now}
+        body = {"repo": me, "collection": collection, "record": record}
+        await _xrpc(client, "POST", "com.atproto.repo.createRecord", json=body, token=token, what="Bluesky")
+        return "Replied on Bluesky." if action == Action.REPLY else "Author blocked on Bluesky."
 
     @staticmethod
-    def _hide(client: httpx.Client, base: str, me: str, root_uri: str, uri: str, now: str) -> str:
+    async def _hide(client: httpx.AsyncClient, token: str, me: str, root_uri: str, uri: str, now: str) -> str:
         """Add the reply to the threadgate's hiddenReplies; only the thread's author can."""
         if not root_uri.startswith(f"at://{me}/"):
             raise PlatformError(ErrorKind.FORBIDDEN, "Bluesky only lets us hide replies in threads the school started")
         rkey = root_uri.rsplit("/", 1)[-1]
-        existing = client.get(
-            f"{base}/com.atproto.repo.getRecord",
-            params={"repo": me, "collection": "app.bsky.feed.threadgate", "rkey": rkey},
-        )
-        record = (existing.json().get("value") if existing.status_code == 200 else None) or {
-            "$type": "app.bsky.feed.threadgate",
-            "post": root_uri,
-            "createdAt": now,
-        }
+        where = {"repo": me, "collection": "app.bsky.feed.threadgate", "rkey": rkey}
+        try:
+            existing = await _xrpc(
+                client, "GET", "com.atproto.repo.getRecord", params=where, token=token, what="Bluesky"
+            )
+        except PlatformError as exc:
+            if exc.kind not in (ErrorKind.NOT_FOUND, ErrorKind.BAD_PAYLOAD):
+                raise
+            existing = {}  # no threadgate yet (Bluesky answers 400 RecordNotFound)
+        record = existing.get("value") or {"$type": "app.bsky.feed.threadgate", "post": root_uri, "createdAt": now}
         hidden = list(dict.fromkeys([*(record.get("hiddenReplies") or []), uri]))
-        _check(
-            client.post(
-                f"{base}/com.atproto.repo.putRecord",
-                json={
-                    "repo": me,
-                    "collection": "app.bsky.feed.threadgate",
-                    "rkey": rkey,
-                    "record": {**record, "hiddenReplies": hidden},
-                },
-            ),
-            "Bluesky",
-        )
+        body = {**where, "record": {**record, "hiddenReplies": hidden}}
+        await _xrpc(client, "POST", "com.atproto.repo.putRecord", json=body, token=token, what="Bluesky")
         return "Reply hidden in the school's Bluesky thread."

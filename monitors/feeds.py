@@ -18,11 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import feedparser
 import httpx
 
-from core.config import AccountConfig, Watch
+from core.config import AccountConfig
+from core.config import Watch as WatchConfig
 from core.domain import Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
-from monitors.http import USER_AGENT, classify_exception, classify_response
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
+from monitors.http import USER_AGENT, call
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +147,24 @@ def parse_feed(content: bytes, *, kind: str, content_type: str | None = None, wh
     return result
 
 
-class FeedSource:
+class FeedCredentials(Credentials):
+    """Feeds are public: no credentials."""
+
+
+class FeedWatch(Watch):
+    pattern: ClassVar[str] = r"\S.*"
+    hint: ClassVar[str] = "a feed URL or a local path"
+
+
+class FeedSource(NoWebhooks):
     """RSS/Atom by URL or local path (the offline example uses paths)."""
 
     platform: ClassVar[str] = "rss"
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    Credentials: ClassVar[type[Credentials]] = FeedCredentials
+    Watch: ClassVar[type[Watch]] = FeedWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.watch = watch
         self.location = watch.url
@@ -168,6 +180,9 @@ class FeedSource:
         path = Path(loc).expanduser()
         return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
 
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"a feed cannot {request.action}; do it where it was posted")
+
     async def fetch(self, client: httpx.AsyncClient, state: SourceState) -> FetchResult:
         local = self._local_path()
         if local is not None:
@@ -177,21 +192,16 @@ class FeedSource:
             headers["If-None-Match"] = state.etag
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await client.get(self.location, headers=headers, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what=self.what) from exc
-        if response.status_code == 304:
-            return FetchResult(not_modified=True)
-        if response.status_code >= 400:
-            raise classify_response(response, what=self.what)
-        if len(response.content) > _MAX_BYTES:
-            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: feed is larger than 20 MB; refusing it")
-        result = parse_feed(
-            response.content, kind=self.watch.kind, content_type=response.headers.get("content-type"), what=self.what
+        answer = await call(
+            client, "GET", self.location, headers=headers, follow_redirects=True, max_bytes=_MAX_BYTES, what=self.what
         )
-        state.etag = response.headers.get("etag") or state.etag
-        state.last_modified = response.headers.get("last-modified") or state.last_modified
+        if answer.status_code == 304:
+            return FetchResult(not_modified=True)
+        result = parse_feed(
+            answer.content, kind=self.watch.kind, content_type=answer.headers.get("content-type"), what=self.what
+        )
+        state.etag = answer.headers.get("etag") or state.etag
+        state.last_modified = answer.headers.get("last-modified") or state.last_modified
         return result
 
     def _fetch_file(self, path: Path, state: SourceState) -> FetchResult:

@@ -11,16 +11,18 @@ instagram_manage_comments.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
-from monitors.graph import graph_call, graph_get, graph_url
+from monitors.base import ActRequest, Credentials, FetchResult, SourceState, Watch, WebhookSpec
+from monitors.graph import graph_call, graph_get, graph_url, meta_webhook, pages
 from monitors.http import keep_newer, parse_time, secrets
 
 COMMENT_FIELDS = "id,text,timestamp,username,hidden,media{id,permalink},replies{id,text,timestamp,username}"
@@ -59,13 +61,26 @@ def tagged_to_item(media: dict[str, Any]) -> NewItem | None:
     )
 
 
+class InstagramCredentials(Credentials):
+    access_token: EnvName
+
+
+class InstagramWatch(Watch):
+    pattern: ClassVar[str] = r"[0-9]+(/tags)?"
+    hint: ClassVar[str] = 'an Instagram user id, or "<user id>/tags" for mentions'
+
+
 class InstagramSource:
     platform: ClassVar[str] = "instagram"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REPLY, Capability.HIDE, Capability.UNHIDE, Capability.DELETE}
     )
+    Credentials: ClassVar[type[Credentials]] = InstagramCredentials
+    Watch: ClassVar[type[Watch]] = InstagramWatch
+    webhook: ClassVar[WebhookSpec | None] = meta_webhook("instagram")
+    polls: ClassVar[bool] = True
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.user = watch.url.split("/")[0]  # "<user id>" for comments, "<user id>/tags" for mentions
         self.kind = "mention" if watch.url.endswith("/tags") else watch.kind
@@ -120,32 +135,58 @@ class InstagramSource:
                 break
         return out
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
         access = secrets(self.account, "Instagram", "access_token")[0]
-        if external_id.startswith("tag:"):
+        action, target = request.action, request.external_id
+        if target.startswith("tag:"):
             raise PlatformError(
                 ErrorKind.FORBIDDEN,
                 "Instagram does not let us moderate other people's posts that tag the school; report it in the app",
             )
-        if action == "reply":
-            graph_call(
-                "POST", f"{external_id}/replies", access_token=access, data={"message": text or ""}, what="Instagram"
-            )
+        if action == Action.REPLY:
+            data = {"message": request.text or ""}
+            await graph_call(client, "POST", f"{target}/replies", access_token=access, data=data, what="Instagram")
             return "Replied on Instagram."
-        if action in ("hide", "unhide"):
-            graph_call(
-                "POST", external_id, access_token=access, data={"hide": str(action == "hide").lower()}, what="Instagram"
-            )
-            return "Hidden on Instagram." if action == "hide" else "Unhidden on Instagram."
-        if action == "delete":
-            graph_call("DELETE", external_id, access_token=access, what="Instagram")
+        if action in (Action.HIDE, Action.UNHIDE):
+            data = {"hide": str(action == Action.HIDE).lower()}
+            await graph_call(client, "POST", target, access_token=access, data=data, what="Instagram")
+            return "Hidden on Instagram." if action == Action.HIDE else "Unhidden on Instagram."
+        if action == Action.DELETE:
+            await graph_call(client, "DELETE", target, access_token=access, what="Instagram")
             return "Deleted on Instagram."
         raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Instagram cannot {action} from here")
 
-    def mentioned_comment(self, comment_id: str) -> NewItem | None:
+    @classmethod
+    async def webhook_items(
+        cls, client: httpx.AsyncClient, accounts: list[AccountConfig], payload: Any
+    ) -> dict[str, list[NewItem]]:
+        """Comments on our media (`comments`), and comments that mention us (`mentions`, which
+        carries ids only, so the comment is looked up)."""
+        out: dict[str, list[NewItem]] = {}
+        for account, change in pages(accounts, payload, cls.platform):
+            value, item = change.get("value") or {}, None
+            if change.get("field") == "comments":
+                item = comment_to_item(
+                    {
+                        "id": value.get("id"),
+                        "text": value.get("text"),
+                        "from": value.get("from") or {},
+                        "media": value.get("media") or {},
+                        "timestamp": None,
+                    }
+                )
+            elif change.get("field") == "mentions" and value.get("comment_id"):
+                source = cls(account, account.watch[0])
+                item = await source.mentioned_comment(client, str(value["comment_id"]))
+            if item is not None:
+                out.setdefault(account.id, []).append(item)
+        return out
+
+    async def mentioned_comment(self, client: httpx.AsyncClient, comment_id: str) -> NewItem | None:
         """A `mentions` webhook carries ids only: fetch the comment that mentioned us."""
         access = secrets(self.account, "Instagram", "access_token")[0]
-        body = graph_call(
+        body = await graph_call(
+            client,
             "GET",
             self.user,
             access_token=access,
@@ -154,16 +195,4 @@ class InstagramSource:
         )
         found = body.get("mentioned_comment") or {}
         item = comment_to_item(found)
-        return (
-            None
-            if item is None
-            else NewItem(
-                external_id=item.external_id,
-                kind="mention",
-                text=item.text,
-                author=item.author,
-                url=item.url,
-                created_at=item.created_at,
-                raw=found,
-            )
-        )
+        return None if item is None else replace(item, kind="mention", media_urls=(), raw=found)

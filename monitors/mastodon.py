@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response, parse_time, secrets
+from monitors.http import call, parse_time, secrets
 
 MAX_PAGES = 5
 
@@ -45,13 +46,24 @@ def status_to_item(status: dict[str, Any], *, kind: str) -> NewItem | None:
     )
 
 
-class MastodonSource:
+class MastodonCredentials(Credentials):
+    access_token: EnvName
+
+
+class MastodonWatch(Watch):
+    pattern: ClassVar[str] = r"https?://[^/\s]+(/tags/[^/\s]+)?/?"
+    hint: ClassVar[str] = 'the instance\'s address ("https://<instance>") or "https://<instance>/tags/<tag>"'
+
+
+class MastodonSource(NoWebhooks):
     platform: ClassVar[str] = "mastodon"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REPLY, Capability.BLOCK, Capability.MUTE, Capability.REPORT}
     )
+    Credentials: ClassVar[type[Credentials]] = MastodonCredentials
+    Watch: ClassVar[type[Watch]] = MastodonWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         parts = urlsplit(watch.url)
         self.base = f"{parts.scheme}://{parts.netloc}"
@@ -73,15 +85,8 @@ class MastodonSource:
         for _ in range(MAX_PAGES if cursor is not None else 1):
             if cursor is not None:
                 params["min_id"] = str(cursor)
-            try:
-                response = await client.get(url, params=params, headers=headers)
-            except httpx.HTTPError as exc:
-                raise classify_exception(exc, what=self.what) from exc
-            if response.status_code >= 400:
-                raise classify_response(response, what=self.what)
-            rows = response.json()
-            if not isinstance(rows, list):
-                raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: expected a list")
+            answer = await call(client, "GET", url, params=params, headers=headers, what=self.what)
+            rows = [r for r in answer.json_list() if isinstance(r, dict)]
             ids = [int(r["id"]) for r in rows if str(r.get("id", "")).isdigit()]
             for row in rows:
                 item = status_to_item((row if self.tag else row.get("status")) or {}, kind="mention")
@@ -98,42 +103,32 @@ class MastodonSource:
             state.cursor = str(cursor)
         return result
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
+        action, raw, target = request.action, request.raw, request.external_id
         author = raw.get("account") or {}
-        try:
-            with httpx.Client(timeout=20, headers=headers) as client:
-                if action == "reply":
-                    mention = f"@{author.get('acct')} " if author.get("acct") else ""
-                    response = client.post(
-                        f"{self.base}/api/v1/statuses",
-                        data={
-                            "status": f"{mention}{text or ''}",
-                            "in_reply_to_id": external_id,
-                            "visibility": raw.get("visibility") or "public",
-                        },
-                    )
-                    done = "Replied on Mastodon."
-                elif action in ("block", "mute"):
-                    if not author.get("id"):
-                        raise PlatformError(ErrorKind.BAD_PAYLOAD, "Mastodon did not say who posted this")
-                    response = client.post(f"{self.base}/api/v1/accounts/{author['id']}/{action}")
-                    done = "Author blocked on Mastodon." if action == "block" else "Author muted on Mastodon."
-                elif action == "report":
-                    response = client.post(
-                        f"{self.base}/api/v1/reports",
-                        data={
-                            "account_id": author.get("id"),
-                            "status_ids[]": external_id,
-                            "comment": text or "Reported by the school's moderators",
-                            "forward": "true",
-                        },
-                    )
-                    done = "Reported to the Mastodon server's moderators."
-                else:
-                    raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Mastodon cannot {action} from here")
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what="Mastodon") from exc
-        if response.status_code >= 400:
-            raise classify_response(response, what="Mastodon")
-        return done
+        if action == Action.REPLY:
+            mention = f"@{author.get('acct')} " if author.get("acct") else ""
+            form = {
+                "status": f"{mention}{request.text or ''}",
+                "in_reply_to_id": target,
+                "visibility": raw.get("visibility") or "public",
+            }
+            await call(client, "POST", f"{self.base}/api/v1/statuses", data=form, headers=headers, what="Mastodon")
+            return "Replied on Mastodon."
+        if action in (Action.BLOCK, Action.MUTE):
+            if not author.get("id"):
+                raise PlatformError(ErrorKind.BAD_PAYLOAD, "Mastodon did not say who posted this")
+            url = f"{self.base}/api/v1/accounts/{author['id']}/{action}"
+            await call(client, "POST", url, headers=headers, what="Mastodon")
+            return "Author blocked on Mastodon." if action == Action.BLOCK else "Author muted on Mastodon."
+        if action == Action.REPORT:
+            form = {
+                "account_id": author.get("id"),
+                "status_ids[]": target,
+                "comment": request.text or "Reported by the school's moderators",
+                "forward": "true",
+            }
+            await call(client, "POST", f"{self.base}/api/v1/reports", data=form, headers=headers, what="Mastodon")
+            return "Reported to the Mastodon server's moderators."
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"Mastodon cannot {action} from here")

@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
 from monitors.feeds import html_to_text
-from monitors.http import classify_exception, classify_response, parse_time, secrets
+from monitors.http import call, parse_time, secrets
 
 
 def _auth(account: AccountConfig) -> tuple[str, str]:
@@ -28,8 +29,8 @@ def _auth(account: AccountConfig) -> tuple[str, str]:
     return user, password
 
 
-def comment_to_item(comment: dict[str, Any]) -> NewItem | None:
-    if not comment.get("id"):
+def comment_to_item(comment: Any) -> NewItem | None:
+    if not isinstance(comment, dict) or not comment.get("id"):
         return None
     when = comment.get("date_gmt")
     return NewItem(
@@ -43,13 +44,25 @@ def comment_to_item(comment: dict[str, Any]) -> NewItem | None:
     )
 
 
-class WordPressSource:
+class WordPressCredentials(Credentials):
+    username: EnvName
+    app_password: EnvName
+
+
+class WordPressWatch(Watch):
+    pattern: ClassVar[str] = r"https?://\S+"
+    hint: ClassVar[str] = 'the site\'s address, like "https://school.example"'
+
+
+class WordPressSource(NoWebhooks):
     platform: ClassVar[str] = "wordpress"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REPLY, Capability.HIDE, Capability.DELETE, Capability.REPORT}
     )
+    Credentials: ClassVar[type[Credentials]] = WordPressCredentials
+    Watch: ClassVar[type[Watch]] = WordPressWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.site = watch.url.rstrip("/")
         self.what = f"WordPress comments on {watch.label or self.site}"
@@ -68,48 +81,31 @@ class WordPressSource:
             }
             if state.cursor:
                 params["after"] = state.cursor
-            try:
-                response = await client.get(f"{self.site}/wp-json/wp/v2/comments", params=params, auth=auth)
-            except httpx.HTTPError as exc:
-                raise classify_exception(exc, what=self.what) from exc
-            if response.status_code >= 400:
-                raise classify_response(response, what=self.what)
-            rows = response.json()
-            if not isinstance(rows, list):
-                raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: expected a list of comments")
-            for row in rows:
+            url = f"{self.site}/wp-json/wp/v2/comments"
+            answer = await call(client, "GET", url, params=params, auth=auth, what=self.what)
+            for row in answer.json_list():
                 item = comment_to_item(row)
                 if item is None:
                     result.skipped += 1
                     continue
                 result.items.append(item)
-                if row.get("date_gmt") and (newest is None or row["date_gmt"] > newest):
+                if isinstance(row, dict) and row.get("date_gmt") and (newest is None or row["date_gmt"] > newest):
                     newest = row["date_gmt"]
         state.cursor = newest
         return result
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
-        url = f"{self.site}/wp-json/wp/v2/comments"
-        try:
-            with httpx.Client(timeout=20, auth=_auth(self.account)) as client:
-                if action == "reply":
-                    response = client.post(
-                        url, json={"post": raw.get("post"), "parent": int(external_id), "content": text or ""}
-                    )
-                elif action in ("hide", "report"):
-                    status = "hold" if action == "hide" else "spam"
-                    response = client.post(f"{url}/{external_id}", json={"status": status})
-                elif action == "delete":
-                    response = client.delete(f"{url}/{external_id}")  # to the trash, recoverable
-                else:
-                    raise PlatformError(ErrorKind.BAD_PAYLOAD, f"WordPress cannot {action} from here")
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what="WordPress") from exc
-        if response.status_code >= 400:
-            raise classify_response(response, what="WordPress")
-        return {
-            "reply": "Replied on the website.",
-            "hide": "Held for moderation on the website.",
-            "report": "Marked as spam on the website.",
-            "delete": "Moved to the website's trash.",
-        }[action]
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
+        url, auth = f"{self.site}/wp-json/wp/v2/comments", _auth(self.account)
+        action, target = request.action, request.external_id
+        if action == Action.REPLY:
+            body = {"post": request.raw.get("post"), "parent": int(target), "content": request.text or ""}
+            await call(client, "POST", url, json=body, auth=auth, what="WordPress")
+            return "Replied on the website."
+        if action in (Action.HIDE, Action.REPORT):
+            status = "hold" if action == Action.HIDE else "spam"
+            await call(client, "POST", f"{url}/{target}", json={"status": status}, auth=auth, what="WordPress")
+            return "Held for moderation on the website." if action == Action.HIDE else "Marked as spam on the website."
+        if action == Action.DELETE:
+            await call(client, "DELETE", f"{url}/{target}", auth=auth, what="WordPress")  # to the trash, recoverable
+            return "Moved to the website's trash."
+        raise PlatformError(ErrorKind.BAD_PAYLOAD, f"WordPress cannot {action} from here")

@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
-from monitors.http import classify_exception, classify_response, parse_time, secrets
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
+from monitors.http import Answer, call, classify_response, parse_time, secrets
 
 DEFAULT_API = "https://api.twitter.com/2"
 MAX_PAGES = 5
@@ -33,10 +34,10 @@ def _token(account: AccountConfig) -> str:
     return secrets(account, "X", "access_token", hint="a user access token")[0]
 
 
-def _error(response: httpx.Response, what: str) -> PlatformError:
-    error = classify_response(response, what=what)
-    if response.status_code == 429 and error.retry_in_s is None:
-        reset = response.headers.get("x-rate-limit-reset")  # X says when the window resets (epoch seconds)
+def _error(answer: Answer) -> PlatformError:
+    error = classify_response(answer)
+    if answer.status_code == 429 and error.retry_in_s is None:
+        reset = answer.headers.get("x-rate-limit-reset")  # X says when the window resets (epoch seconds)
         if reset and reset.isdigit():
             error.retry_in_s = max(30.0, int(reset) - time.time())
     return error
@@ -59,11 +60,22 @@ def tweet_to_item(tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> Ne
     )
 
 
-class XSource:
+class XCredentials(Credentials):
+    access_token: EnvName
+
+
+class XWatch(Watch):
+    pattern: ClassVar[str] = r"[0-9]+|search:.+"
+    hint: ClassVar[str] = 'the account\'s numeric user id, or "search:<query>"'
+
+
+class XSource(NoWebhooks):
     platform: ClassVar[str] = "x"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.REPLY, Capability.HIDE, Capability.UNHIDE})
+    Credentials: ClassVar[type[Credentials]] = XCredentials
+    Watch: ClassVar[type[Watch]] = XWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.query = watch.url.removeprefix("search:") if watch.url.startswith("search:") else None
         self.user = None if self.query else watch.url
@@ -86,13 +98,8 @@ class XSource:
         result = FetchResult()
         newest: str | None = None
         for _ in range(MAX_PAGES):
-            try:
-                response = await client.get(url, params=params, headers=headers)
-            except httpx.HTTPError as exc:
-                raise classify_exception(exc, what=self.what) from exc
-            if response.status_code >= 400:
-                raise _error(response, self.what)
-            body = response.json()
+            answer = await call(client, "GET", url, params=params, headers=headers, what=self.what, classify=_error)
+            body = answer.json_object()
             users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
             for tweet in body.get("data") or []:
                 item = tweet_to_item(tweet, users)
@@ -109,25 +116,22 @@ class XSource:
             state.cursor = str(newest)
         return result
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
+        action, target = request.action, request.external_id
+        if action == Action.REPLY:
+            body = {"text": request.text or "", "reply": {"in_reply_to_tweet_id": target}}
+            await call(client, "POST", f"{api_url()}/tweets", json=body, headers=headers, what="X", classify=_error)
+            return "Replied on X."
+        if action not in (Action.HIDE, Action.UNHIDE):
+            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"X cannot {action} from here")
+        url, hidden = f"{api_url()}/tweets/{target}/hidden", {"hidden": action == Action.HIDE}
         try:
-            with httpx.Client(timeout=20, headers=headers) as client:
-                if action == "reply":
-                    response = client.post(
-                        f"{api_url()}/tweets", json={"text": text or "", "reply": {"in_reply_to_tweet_id": external_id}}
-                    )
-                elif action in ("hide", "unhide"):
-                    response = client.put(f"{api_url()}/tweets/{external_id}/hidden", json={"hidden": action == "hide"})
-                else:
-                    raise PlatformError(ErrorKind.BAD_PAYLOAD, f"X cannot {action} from here")
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what="X") from exc
-        if response.status_code >= 400:
-            error = _error(response, "X")
-            if response.status_code == 403 and action in ("hide", "unhide"):
-                error = PlatformError(
+            await call(client, "PUT", url, json=hidden, headers=headers, what="X", classify=_error)
+        except PlatformError as exc:
+            if exc.kind == ErrorKind.FORBIDDEN:
+                raise PlatformError(
                     ErrorKind.FORBIDDEN, "X only lets us hide replies in the school's own conversations"
-                )
-            raise error
-        return {"reply": "Replied on X.", "hide": "Reply hidden on X.", "unhide": "Reply unhidden on X."}[action]
+                ) from None
+            raise
+        return "Reply hidden on X." if action == Action.HIDE else "Reply unhidden on X."

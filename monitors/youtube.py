@@ -15,15 +15,20 @@ from typing import Any, ClassVar
 
 import httpx
 
-from core.config import AccountConfig, Watch
-from core.domain import Capability, NewItem
+from core.config import AccountConfig, EnvName
+from core.config import Watch as WatchConfig
+from core.domain import Action, Capability, NewItem
 from core.errors import ErrorKind, PlatformError
-from monitors.base import FetchResult, SourceState
-from monitors.facebook import _later
-from monitors.http import OVERLAP, classify_exception, keep_newer, parse_time, retry_after_seconds, secrets
+from monitors.base import ActRequest, Credentials, FetchResult, NoWebhooks, SourceState, Watch
+from monitors.http import OVERLAP, Answer, call, keep_newer, later, parse_time, retry_after_seconds, secrets
 
 DEFAULT_API = "https://www.googleapis.com/youtube/v3"
 MAX_PAGES = 5
+MODERATION = {  # action -> moderation status, ban the author, what to tell the person
+    Action.HIDE: ("heldForReview", False, "Held for review on YouTube."),
+    Action.DELETE: ("rejected", False, "Rejected on YouTube."),
+    Action.BLOCK: ("rejected", True, "Rejected on YouTube and the author is banned."),
+}
 QUOTA_REASONS = {"quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"}
 
 
@@ -35,27 +40,26 @@ def _token(account: AccountConfig) -> str:
     return secrets(account, "YouTube", "access_token", hint="an OAuth access token")[0]
 
 
-def classify_youtube(response: httpx.Response, *, what: str) -> PlatformError:
-    try:
-        error = response.json().get("error") or {}
-    except ValueError:
-        error = {}
+def classify_youtube(answer: Answer) -> PlatformError:
+    what, status = answer.what, answer.status_code
+    error = answer.error_body().get("error") or {}
+    error = error if isinstance(error, dict) else {}
     reasons = {e.get("reason") for e in error.get("errors") or [] if isinstance(e, dict)}
-    message = str(error.get("message") or f"HTTP {response.status_code}")
-    if response.status_code == 401:
+    message = str(error.get("message") or f"HTTP {status}")
+    if status == 401:
         return PlatformError(ErrorKind.AUTH, f"{what}: the access token has expired or was revoked; reconnect")
-    if reasons & QUOTA_REASONS or response.status_code == 429:
+    if reasons & QUOTA_REASONS or status == 429:
         return PlatformError(
             ErrorKind.RATE_LIMITED,
             f"{what}: the API quota is used up for now",
-            retry_in_s=retry_after_seconds(response) or 3600,
+            retry_in_s=retry_after_seconds(answer.headers) or 3600,
         )
-    if response.status_code == 403:
+    if status == 403:
         return PlatformError(ErrorKind.FORBIDDEN, f"{what}: not allowed ({message[:160]})")
-    if response.status_code == 404:
+    if status == 404:
         return PlatformError(ErrorKind.NOT_FOUND, f"{what} says it no longer exists")
-    if response.status_code >= 500:
-        return PlatformError(ErrorKind.SERVER, f"{what}: Google's servers failed (HTTP {response.status_code})")
+    if status >= 500:
+        return PlatformError(ErrorKind.SERVER, f"{what}: Google's servers failed (HTTP {status})")
     return PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: {message[:200]}")
 
 
@@ -90,13 +94,24 @@ def thread_items(thread: dict[str, Any], *, held: bool = False) -> list[NewItem 
     return out
 
 
-class YouTubeSource:
+class YouTubeCredentials(Credentials):
+    access_token: EnvName
+
+
+class YouTubeWatch(Watch):
+    pattern: ClassVar[str] = r"UC[A-Za-z0-9_-]+"
+    hint: ClassVar[str] = 'a YouTube channel id (it starts "UC")'
+
+
+class YouTubeSource(NoWebhooks):
     platform: ClassVar[str] = "youtube"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.REPLY, Capability.HIDE, Capability.DELETE, Capability.BLOCK}
     )
+    Credentials: ClassVar[type[Credentials]] = YouTubeCredentials
+    Watch: ClassVar[type[Watch]] = YouTubeWatch
 
-    def __init__(self, account: AccountConfig, watch: Watch, *, base_dir: str | None = None) -> None:
+    def __init__(self, account: AccountConfig, watch: WatchConfig, *, base_dir: str | None = None) -> None:
         self.account = account
         self.channel = watch.url
         self.what = f"YouTube channel {watch.label or watch.url}"
@@ -125,7 +140,7 @@ class YouTubeSource:
                     for thread in body.get("items") or []
                     for i in thread_items(thread, held=status == "heldForReview")
                 ]
-                newest = _later(newest, keep_newer(page, since, result))
+                newest = later(newest, keep_newer(page, since, result))
                 older = since is not None and any(i and i.created_at and i.created_at < since - OVERLAP for i in page)
                 page_token = body.get("nextPageToken")
                 if older or not page_token:
@@ -137,45 +152,34 @@ class YouTubeSource:
     async def _get(
         self, client: httpx.AsyncClient, path: str, params: dict[str, Any], headers: dict[str, str]
     ) -> dict[str, Any]:
-        try:
-            response = await client.get(f"{api_url()}/{path}", params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what=self.what) from exc
-        if response.status_code >= 400:
-            raise classify_youtube(response, what=self.what)
-        return response.json()
+        url = f"{api_url()}/{path}"
+        answer = await call(
+            client, "GET", url, params=params, headers=headers, what=self.what, classify=classify_youtube
+        )
+        return answer.json_object()
 
-    def act(self, action: str, *, external_id: str, raw: dict[str, Any], text: str | None = None) -> str:
+    async def act(self, client: httpx.AsyncClient, request: ActRequest) -> str:
         headers = {"Authorization": f"Bearer {_token(self.account)}"}
-        try:
-            with httpx.Client(timeout=20) as client:
-                if action == "reply":
-                    parent = raw.get("_parent_id") or external_id  # replies go under the top-level comment
-                    response = client.post(
-                        f"{api_url()}/comments",
-                        params={"part": "snippet"},
-                        headers=headers,
-                        json={"snippet": {"parentId": parent, "textOriginal": text or ""}},
-                    )
-                else:
-                    status, ban = {
-                        "hide": ("heldForReview", False),
-                        "delete": ("rejected", False),
-                        "block": ("rejected", True),
-                    }[action]
-                    params: dict[str, Any] = {"id": external_id, "moderationStatus": status}
-                    if ban:
-                        params["banAuthor"] = "true"
-                    response = client.post(f"{api_url()}/comments/setModerationStatus", params=params, headers=headers)
-        except KeyError:
-            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"YouTube cannot {action} from here") from None
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, what="YouTube") from exc
-        if response.status_code >= 400:
-            raise classify_youtube(response, what="YouTube")
-        return {
-            "reply": "Replied on YouTube.",
-            "hide": "Held for review on YouTube.",
-            "delete": "Rejected on YouTube.",
-            "block": "Rejected on YouTube and the author is banned.",
-        }[action]
+        action, target = request.action, request.external_id
+        if action == Action.REPLY:
+            parent = request.raw.get("_parent_id") or target  # replies go under the top-level comment
+            body = {"snippet": {"parentId": parent, "textOriginal": request.text or ""}}
+            url, params = f"{api_url()}/comments", {"part": "snippet"}
+            await call(
+                client,
+                "POST",
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                what="YouTube",
+                classify=classify_youtube,
+            )
+            return "Replied on YouTube."
+        if action not in MODERATION:
+            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"YouTube cannot {action} from here")
+        status, ban, done = MODERATION[action]
+        query: dict[str, Any] = {"id": target, "moderationStatus": status, **({"banAuthor": "true"} if ban else {})}
+        url = f"{api_url()}/comments/setModerationStatus"
+        await call(client, "POST", url, params=query, headers=headers, what="YouTube", classify=classify_youtube)
+        return done

@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 from bot.notify import deliver_pending
 from core.chat import Notification, Posted
 from core.config import Config
-from handlers.actions import ActionRequest, ActionResult, perform
+from handlers.actions import ActionRequest, ActionResult, perform, run_act
 from handlers.polling import PollSummary, poll_once
 from storage.db import session_scope
 from storage.queries import sync_config
@@ -54,6 +54,9 @@ class LocalRuntime:
 
     async def deliver_updates(self, item_id: int | None) -> None:
         return None
+
+    def platform_call(self, connector: Any, request: Any) -> str:
+        return run_act(connector, request)
 
 
 def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any) -> PollSummary:

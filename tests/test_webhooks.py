@@ -190,7 +190,7 @@ def test_a_crash_mid_processing_loses_nothing(config, engine: Engine, monkeypatc
     assert count(engine, Item) == 0 and count(engine, WebhookEvent, col(WebhookEvent.status) == "pending") == 1
     monkeypatch.setattr(pipeline, "ingest", real)
     service = Service(config=config, engine=engine, surface=RecordingSurface())
-    assert retry_pending(service) == 1  # the scheduler tick does this
+    assert asyncio.run(retry_pending(service)) == 1  # the scheduler tick does this
     assert count(engine, Item) == 1
 
 
