@@ -136,6 +136,8 @@ def build_note(session: Session, *, config: Config, delivery: Delivery, now: dat
             return None  # their copy stays as it was: nobody else's view goes into their messages
         raise Unreachable(f"{key} is no longer on the staff list")
     place = Place.DIRECT if person is not None else Place.CHANNEL
+    if delivery.surface == "console":  # a terminal anyone can read: shared, whoever the message is for
+        place = Place.CONSOLE
     card = _card(session, config, row, copy, person, place, now)
     if card is None:
         return None
