@@ -278,7 +278,7 @@ async def whole_life(life: Life) -> None:
         )
     )
     await life.deliver(utcnow() + timedelta(hours=3))
-    for pid in teams_people + ["hdsl", "stranger"]:  # refresh, by everyone, in the channel and in their own chat
+    for pid in [*teams_people, "hdsl", "stranger"]:  # refresh, by everyone, in the channel and in their own chat
         for in_channel in (True, False):
             refresh = {"action": {"type": "Action.Execute", "verb": "hm:refresh", "data": {"item": n_item}}}
             await life.teams(
