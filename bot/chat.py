@@ -138,7 +138,8 @@ def queue_cards(
 
 def queue_line(card: Card) -> str:
     """One queue row, drawn from a view (never from the item)."""
-    clock = card.countdown or ("escalated" if "escalated" in (card.status or "") else "")
+    escalated = "escalated" if "escalated to" in (card.status or "") else None
+    clock = " · ".join(x for x in (escalated, card.countdown) if x) or "-"
     words = card.text[:80] if card.text else "(details withheld: safeguarding)" if card.notice else ""
     return f"#{card.item_id} {card.category or '?'} · {clock} · {words}"
 

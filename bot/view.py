@@ -76,11 +76,12 @@ def view(
 ) -> Card | None:
     """The card `viewer` may see of `item` in `place`, or None when they may see nothing of it.
 
-    For a channel `viewer` may be None: the channel is drawn as its moderators may see it in a
-    shared place. Anywhere else None means nobody we know, who sees nothing."""
+    For a channel or the console `viewer` may be None: it is drawn as the account's moderators may
+    see it in a shared place. Anywhere else None means nobody we know, who sees nothing."""
     if item is None or item.id is None:
         return None
-    looker = viewer if viewer is not None or place is not Place.CHANNEL else _onlooker(config, item)
+    shared = place in (Place.CHANNEL, Place.CONSOLE)
+    looker = viewer if viewer is not None or not shared else _onlooker(config, item)
     where = Sight_place.PERSONAL if place in PERSONAL else Sight_place.SHARED
     ever = bool(ever_safeguarding_ids(session, [item.id]))
     sight = item_view(config, viewer=looker, item=item, ever_safeguarding=ever, place=where)

@@ -23,9 +23,10 @@ from storage.queries import sync_config
 
 class RecordingSurface:
     """A ChatSurface that keeps what it was given (or fails on demand, for everyone or for
-    named staff ids), and says where each message went so copies can be updated."""
+    named staff ids), and says where each message went so copies can be updated. It stands
+    for a private chat surface ("slack") unless named "console" (a shared place)."""
 
-    def __init__(self, name: str = "console") -> None:
+    def __init__(self, name: str = "slack") -> None:
         self.name = name
         self.notes: list[Notification] = []
         self.fail = False

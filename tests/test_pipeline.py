@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from handlers.actions import perform, snapshot
 from handlers.reminders import check_clocks
+from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Audit, Delivery, Escalation, Evidence, Item, Outbox, Source, Triage
 from tests.conftest import FEEDS, account_block
@@ -36,7 +37,12 @@ COMMENTS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Comments</
 
 @pytest.fixture
 def config(write_config, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return write_config(account_block("blog", [URL]))
+    """The school on a chat surface with private messages (delivered to a RecordingSurface("slack"))."""
+    written = write_config(account_block("blog", [URL]) + 'channel = { slack = "CMOD" }\n')
+    written.path.write_text(
+        written.path.read_text().replace('nation = "england"', 'nation = "england"\nsurface = "slack"')
+    )
+    return load_config(written.path)
 
 
 @respx.mock
@@ -164,7 +170,7 @@ def test_reminder_then_late_ping_each_once(write_config, engine: Engine, tmp_pat
         with session_scope(engine) as s:
             stats = check_clocks(s, config=config, now=when)
         assert (stats.reminders, stats.late) == (reminders, late), when
-    surface = RecordingSurface()
+    surface = RecordingSurface("console")
     deliver(engine, config, surface, tue + timedelta(hours=30))
     late = [n for n in surface.notes if n.kind == "late"]
     assert {n.to for n in late} == {"DM to Helen Moore", "#moderators"}  # SLT by DM, moderators in their channel
