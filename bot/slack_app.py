@@ -2,10 +2,11 @@
 command, mentions, direct messages and App Home.
 
 Before any listener runs, a middleware refuses requests from a workspace other than the
-bot's own and drops replays: an interaction whose `action_ts`, `trigger_id` or view id was
-already handled does nothing the second time (Slack's signature only proves the request is
-less than five minutes old). Every click becomes a typed `ActionRequest` for the chat core;
-refusals go to the clicker alone (ephemeral), never to the channel.
+bot's own and drops replays: an interaction whose action_ts, trigger_id or view id was
+already handled does nothing the second time (Slack's signature only proves a request is
+less than five minutes old). Every click becomes a typed
+`ActionRequest` for the chat core; refusals go to the clicker alone (ephemeral), never to
+the channel.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ FORMS = ("reply", "delete")
 def replay_keys(body: dict[str, Any]) -> list[str]:
     """The keys that identify one interaction; any already seen marks a replay."""
     team = (body.get("team") or {}).get("id") or body.get("team_id") or ""
-    keys = []
+    keys: list[str] = []
+    if body.get("command"):  # a slash command only answers its sender: a replay changes nothing
+        return keys
     if body.get("trigger_id"):
         keys.append(f"slack:{team}:trigger:{body['trigger_id']}")
     for action in body.get("actions") or []:
@@ -77,12 +80,19 @@ def _install_guards(app: AsyncApp, service: Runtime) -> None:
             log.warning("slack_foreign_team team=%s expected=%s", team, own)
             await asyncio.to_thread(_refuse_team, service, str(context.user_id), team, own)
             return BoltResponse(status=403, body="")
-        keys = replay_keys(body)
-        if keys and not await asyncio.to_thread(_first_time, service, keys):
-            log.warning("slack_replay_ignored keys=%s", keys)
+        if not await fresh(service, body):
             return BoltResponse(status=200, body="")
         await next()
         return None
+
+
+async def fresh(service: Runtime, body: dict[str, Any]) -> bool:
+    """False for a replay (its keys were seen before): it is answered 200 and does nothing."""
+    keys = replay_keys(body)
+    if keys and not await asyncio.to_thread(_first_time, service, keys):
+        log.warning("slack_replay_ignored keys=%s", keys)
+        return False
+    return True
 
 
 def _item_id(text: object) -> int | None:
@@ -170,14 +180,14 @@ def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: st
         )
 
     @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], say: Any) -> None:
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
         question = re.sub(r"<@[A-Z0-9]+>", "", event.get("text", "")).strip()
         staff = staff_for(service.config, event.get("user", ""))
         answer = await asyncio.to_thread(chat.command, service, staff=staff, verb="ask", text=question)
         await say(text=mrkdwn(answer), thread_ts=event.get("ts"))
 
     @app.event("message")
-    async def on_message(event: dict[str, Any], say: Any) -> None:
+    async def on_message(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
         if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
             return
         staff = staff_for(service.config, event.get("user", ""))
