@@ -16,6 +16,7 @@ from core.chat import Card, Place
 from core.config import Config, Role, StaffConfig
 from core.protocols import Runtime
 from handlers.actions import ActionRequest, ActionResult, authorise, perform
+from handlers.chat_requests import chat_request
 from handlers.policy import PolicyError, ask
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
@@ -26,8 +27,11 @@ from storage.types import utcnow
 
 HELP = (
     "Commands: `ask <question>` (answers from your school's social media policy), "
-    "`queue` (open items, escalations first), `status` (monitor health)."
+    "`queue` (open items, escalations first), `status` (monitor health), "
+    "`web` (a sign-in link to the web view, by direct message), `export N` (an item's record as a PDF), "
+    "`hold N reason` / `release N` (legal hold)."
 )
+REQUESTS = ("web", "export", "hold", "release")
 STRANGER = "I don't know you yet: ask your school's Hall Monitor admin to add your chat id to the staff list."
 
 
@@ -80,7 +84,7 @@ def card_for(
         return view(session, service.config, session.get(Item, item_id), viewer, place, now=now or utcnow())
 
 
-def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str) -> str:
+def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str, surface: str = "chat") -> str:
     """Plain-text reply to a chat command from a member of staff (or a stranger)."""
     if staff is None:
         return STRANGER
@@ -90,6 +94,8 @@ def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str
         return queue_text(service, staff, place=Place.QUEUE)
     if verb == "status":
         return status_text(service, staff)
+    if verb in REQUESTS:
+        return chat_request(service, staff=staff, verb=verb, text=text, surface=surface)
     return HELP
 
 

@@ -72,6 +72,10 @@ class ConsoleSurface:
         """Print the card; a printed card cannot be updated, so no copy is remembered."""
         with self._lock:
             print(render(note.card, to=note.to), file=self.out, flush=True)
+            for file in note.attachments:  # named, never printed
+                print(
+                    f"  attached: {file.filename} ({file.mime}, {len(file.content)} bytes)", file=self.out, flush=True
+                )
         return None
 
 

@@ -22,6 +22,7 @@ from core.chat import Card, ChatSurface, CopyRef, Notification, Place, Posted
 from core.config import Config
 from core.domain import Audience
 from core.errors import Unreachable
+from handlers.reports.delivery import PERSONAL_KINDS
 from handlers.routing import people_for
 from storage.models import CardCopy, Delivery, Item, Outbox
 from storage.queries import (
@@ -34,6 +35,7 @@ from storage.queries import (
     mark_outbox,
     pending_outbox,
 )
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,10 @@ def targets_for(config: Config, session: Session, row: Outbox) -> list[tuple[str
     """(surface, target) pairs for one outbox row; see `storage.models.Delivery.target`."""
     if row.kind == "update":
         return [(c.surface, f"copy:{c.id}") for c in card_copies(session, item_id=row.item_id or 0)]
+    if row.kind in PERSONAL_KINDS:  # digests, records, sign-in links: each person by direct message only
+        personal = PERSONAL_KINDS[row.kind](session, config=config, row=row, surface="chat", now=utcnow())
+        direct = [f"person:{p.id}" for p in personal.people] or [f"nobody:{row.audience}"]
+        return [(surface, t) for surface in config.surfaces_of(row.school_id) for t in direct]
     item = session.get(Item, row.item_id) if row.item_id else None
     account_id = item.account_id if item else row.payload.get("account")
     if account_id and account_id not in {a.id for a in config.accounts}:
@@ -123,6 +129,8 @@ def build_note(session: Session, *, config: Config, delivery: Delivery, now: dat
     kind, _, key = delivery.target.partition(":")
     if kind == "nobody":
         raise Unreachable(f"nobody at school {row.school_id!r} has a role for the {key} audience; add one to [[staff]]")
+    if row.kind in PERSONAL_KINDS:
+        return _personal(session, config=config, row=row, delivery=delivery, staff_id=key, now=now)
     item = session.get(Item, row.item_id) if row.item_id else None
     if item is not None and item.account_id not in {a.id for a in config.accounts}:
         raise _gone(item.account_id)
@@ -151,6 +159,26 @@ def build_note(session: Session, *, config: Config, delivery: Delivery, now: dat
         recipient=person,
         channel=(copy.conversation if copy else key) if person is None else None,
         copy=CopyRef(copy.id or 0, copy.conversation, copy.message_id) if copy else None,
+    )
+
+
+def _personal(
+    session: Session, *, config: Config, row: Outbox, delivery: Delivery, staff_id: str, now: datetime
+) -> Notification:
+    person = config.staff_by_id(staff_id)
+    if person is None:
+        raise Unreachable(f"{staff_id} is no longer on the staff list")
+    personal = PERSONAL_KINDS[row.kind](session, config=config, row=row, surface=delivery.surface, now=now)
+    place = Place.CONSOLE if delivery.surface == "console" else Place.DIRECT
+    return Notification(
+        delivery_id=delivery.id or 0,
+        kind=row.kind,
+        audience=row.audience,
+        school_id=row.school_id,
+        card=personal.card,
+        place=place,
+        recipient=person,
+        attachments=personal.attachments,
     )
 
 

@@ -231,7 +231,12 @@ class SlackSurface:
         if not note.recipient.slack_user:
             raise Unreachable(f"{note.recipient.name} has no slack_user in [[staff]]")
         opened = await self.client.conversations_open(users=note.recipient.slack_user)
-        sent = await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, blocks=blocks)
+        channel = opened["channel"]["id"]
+        sent = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        for file in note.attachments:  # charts and records: direct messages only
+            await self.client.files_upload_v2(
+                channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+            )
         return Posted(str(sent["channel"]), str(sent["ts"]))
 
 

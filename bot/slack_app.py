@@ -167,7 +167,9 @@ def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: st
             text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
             await respond(text=mrkdwn(text), blocks=answer_blocks(text, choices), response_type="ephemeral")
             return
-        reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
+        reply = await asyncio.to_thread(
+            chat.command, service, staff=staff, verb=verb.lower(), text=rest, surface="slack"
+        )
         await respond(text=mrkdwn(reply), response_type="ephemeral")
 
     @app.action(re.compile(r"^hm_ask_\d+$"))

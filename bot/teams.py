@@ -16,18 +16,20 @@ the local-testing opt-in is given.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from typing import Any
 
 from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from bot import chat
 from bot.safe import clean
+from core.chat import Attachment as FileAttachment
 from core.chat import Button, Card, Notification, Place, Posted
 from core.config import Config, StaffConfig
 from core.domain import Category
@@ -184,6 +186,16 @@ def adaptive_card(card: Card) -> dict[str, Any]:
     }
 
 
+def inline_attachment(file: FileAttachment) -> Attachment:
+    """A file inline in a personal chat: images as base64 data URIs, which Teams shows in the message.
+    Teams accepts only images inline; anything else becomes a card pointing to the web view."""
+    if file.mime.startswith("image/"):
+        data = base64.b64encode(file.content).decode()
+        return Attachment(content_type=file.mime, content_url=f"data:{file.mime};base64,{data}", name=file.filename)
+    note = f"{file.title or file.filename}: Teams cannot take this file in chat; open it from the web view (/web)."
+    return CardFactory.adaptive_card({"type": "AdaptiveCard", "version": "1.5", "body": [rich(run(note))]})
+
+
 def answer_card(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
     actions = [
         {
@@ -297,12 +309,14 @@ class HallMonitorTeamsBot(ActivityHandler):
             return
         question = (TurnContext.remove_recipient_mention(activity) or activity.text or "").strip()
         verb, _, rest = question.partition(" ")
-        if verb.lower() in ("queue", "status", "help"):
+        if verb.lower() in ("queue", "status", "help", *chat.REQUESTS):
             place = Place.QUEUE if place_of(activity) is Place.DIRECT else Place.CHANNEL
             if verb.lower() == "queue" and place is Place.CHANNEL:
                 text = "Ask for the queue in your own chat with Hall Monitor, not in a channel."
             else:
-                text = await asyncio.to_thread(chat.command, self.service, staff=staff, verb=verb.lower(), text=rest)
+                text = await asyncio.to_thread(
+                    chat.command, self.service, staff=staff, verb=verb.lower(), text=rest, surface="teams"
+                )
             await turn_context.send_activity(
                 MessageFactory.attachment(CardFactory.adaptive_card(answer_card(text, [])))
             )
@@ -364,6 +378,7 @@ class TeamsSurface:
 
     async def deliver(self, note: Notification) -> Posted | None:
         attachment = CardFactory.adaptive_card(adaptive_card(note.card))
+        files = [inline_attachment(f) for f in note.attachments] if note.recipient is not None else []
         if note.copy is not None:
             kind, _, key = note.copy.conversation.partition(":")
             await self._run(kind, key, f"the conversation {key}", self._updater(attachment, note.copy.message_id))
@@ -381,7 +396,8 @@ class TeamsSurface:
 
         async def send(context: TurnContext) -> None:
             context.activity.id = None  # a new message in the conversation, not a reply to the continuation
-            response = await context.send_activity(MessageFactory.attachment(attachment))
+            message = MessageFactory.list([attachment, *files]) if files else MessageFactory.attachment(attachment)
+            response = await context.send_activity(message)
             sent.append(str(response.id) if response and response.id else "")
 
         await self._run(kind, key, who, send)

@@ -69,6 +69,16 @@ class Posted:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a notification (a digest chart, an exported record)."""
+
+    filename: str
+    content: bytes
+    mime: str = "image/png"
+    title: str | None = None
+
+
 @dataclass(slots=True)
 class Notification:
     """One delivery: one card, already decided for its one recipient and place.
@@ -85,6 +95,7 @@ class Notification:
     recipient: StaffConfig | None = None
     channel: str | None = None
     copy: CopyRef | None = None
+    attachments: list[Attachment] = field(default_factory=list)  # direct messages only
 
     @property
     def to(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bot.web import web_router
 from hallmonitor import __version__
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
@@ -56,6 +57,8 @@ def create_app(service: Service, *, start_scheduler: bool = True, routers: Seque
     webhooks = webhook_router(service)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
+
+    app.include_router(web_router(service))  # read-only; identity from a signed link sent in chat
 
     for router in routers:
         app.include_router(router)

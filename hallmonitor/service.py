@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ from core.config import Config
 from handlers.actions import run_act
 from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
+from handlers.reports.digest import queue_due_digests
+from handlers.retention import run_due_purges
 from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import retry_pending
 from monitors.base import ActRequest
@@ -47,6 +50,7 @@ class Service:
     client: httpx.AsyncClient | None = None
     loop: asyncio.AbstractEventLoop | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
 
     def __post_init__(self) -> None:
         if self.surface is not None:
@@ -89,6 +93,7 @@ class Service:
             try:
                 with session_scope(self.engine) as session:
                     check_clocks(session, config=self.config, now=utcnow())
+                self.scheduled_jobs(utcnow())
                 with session_scope(self.engine) as session:
                     await deliver_pending(session, config=self.config, surfaces=self.surfaces, now=utcnow())
             except Exception:
@@ -116,10 +121,29 @@ class Service:
     def platform_call(self, connector: Connector, request: ActRequest) -> str:
         """Run a connector's action on the service's event loop and shared client, from the worker
         thread an action runs in; with no loop running yet (CLI, tests), on a loop of its own."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a worker thread, as it should be
+        else:
+            raise RuntimeError("platform_call blocks: call it from a worker thread, not from the event loop")
         loop = self.loop
         if loop is None or not loop.is_running():
             return run_act(connector, request)
         return asyncio.run_coroutine_threadsafe(connector.act(self.http_client(), request), loop).result()
+
+    def scheduled_jobs(self, now: datetime) -> None:
+        """The weekly digests and the nightly retention purge, each when its school's time has come.
+        Each job is idempotent (a dedupe key, a purge of what is past its period), so a tick may call it often."""
+        try:
+            with session_scope(self.engine) as session:
+                queue_due_digests(session, config=self.config, now=now)
+        except Exception:
+            log.exception("digest_pass_crashed")
+        try:
+            run_due_purges(self.engine, config=self.config, now=now, last_run=self._purged)
+        except Exception:
+            log.exception("purge_pass_crashed")
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()

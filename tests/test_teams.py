@@ -404,3 +404,32 @@ def test_teams_without_an_app_id_needs_the_local_testing_opt_in(
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(kw))
     assert main(["run", "--config", str(config.path), "--host", "0.0.0.0", "--teams-local-testing-without-auth"]) == 0
     assert started["host"] == "127.0.0.1"  # the opt-in never listens beyond this machine
+
+
+def test_web_in_personal_chat_sends_a_sign_in_link(
+    config: Config, engine: Engine, connector: MockConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HALLMONITOR_WEB_SECRET", "t" * 40)
+
+    async def go() -> None:
+        h = Harness(config, engine)
+        asked = await h.send(activity(connector, "message", who="aad-dana", channel=False, text="web"))
+        assert asked.status_code in (200, 201)
+        from bot.notify import deliver_pending
+        from storage.types import utcnow
+
+        with session_scope(engine) as s:
+            stats = await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=utcnow())
+        assert stats.sent == 1
+        await h.http.aclose()
+
+    asyncio.run(go())
+    to_dana = [
+        json.dumps(body)
+        for method, path, body in connector.sent()
+        if method == "POST" and unquote(path).startswith("/v3/conversations/a:personal-aad-dana/activities")
+    ]
+    assert any("sent you a sign-in link" in b for b in to_dana)  # the reply to the command
+    assert any("/web/login?token=" in b for b in to_dana)  # the link itself, by direct message
+    channel = [b for m, p, b in connector.sent() if CHANNEL in unquote(p)]
+    assert not any("/web/login" in json.dumps(b) for b in channel)
