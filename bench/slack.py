@@ -2,7 +2,7 @@
 over loopback HTTP to the running app (uvicorn), the Web API answered by a local
 mock server. Prints p50/p99 of the time until Slack would get its 200.
 
-    python bench/slack.py [--n 1000] [--concurrency 10]
+    python bench/slack.py [--n 1000] [--concurrency 1]
 
 Figures, never assertions. Slack's limit is 3 s; the target for the ack is 100 ms.
 """
@@ -43,14 +43,14 @@ def signed(body: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (1: one at a time)")
     args = parser.parse_args()
 
     import httpx
 
-    from bot.slack import SlackSurface, build_slack_app, web_client
     from hallmonitor.app import create_app
     from hallmonitor.service import Service
+    from hallmonitor.surfaces import Options, SlackKit
     from monitors.registry import parse_config
     from storage.db import open_database
     from tests.mock_slack import MockSlack
@@ -84,13 +84,9 @@ def main() -> None:
             }
         )
         engine = open_database(f"sqlite:///{tmp}/bench.db")
-        client = web_client("xoxb-bench", mock.url)
-        service = Service(config=config, engine=engine, surface=SlackSurface(client))
-        app = create_app(
-            service,
-            start_scheduler=False,
-            slack=build_slack_app(service, token="xoxb-bench", signing_secret=SECRET, client=client),
-        )
+        kit = SlackKit(Options())
+        service = Service(config=config, engine=engine, surfaces={"slack": kit.surface(engine)})
+        app = create_app(service, start_scheduler=False, routers=[kit.router(service)])
         server, port = serve_in_thread(app)
         asyncio.run(service.tick(all_sources=True))  # one item to click on
         url = f"http://127.0.0.1:{port}/slack/events"
@@ -105,7 +101,7 @@ def main() -> None:
                             "team": {"id": "T1"},
                             "api_app_id": "A1",
                             "token": "x",
-                            "trigger_id": "t",
+                            "trigger_id": f"t-click-{i}",  # each interaction its own (replays are dropped)
                             "container": {"type": "message", "channel_id": "CMOD", "message_ts": f"1700.{i}"},
                             "channel": {"id": "CMOD"},
                             "actions": [
@@ -114,7 +110,7 @@ def main() -> None:
                                     "value": "1",
                                     "type": "button",
                                     "block_id": "b",
-                                    "action_ts": "1",
+                                    "action_ts": f"{i}.1",
                                 }
                             ],
                         }
@@ -131,7 +127,7 @@ def main() -> None:
                     "team_id": "T1",
                     "channel_id": "C1",
                     "response_url": mock.url + "response",
-                    "trigger_id": "t",
+                    "trigger_id": f"t-command-{i}",
                     "api_app_id": "A1",
                     "token": "x",
                 }

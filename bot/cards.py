@@ -1,18 +1,14 @@
-"""The card builder: what the card for an item contains (text, buttons, clocks). Renderers
-(console, Slack Block Kit, Teams Adaptive Cards) draw cards; they never decide what is on them."""
+"""Card pieces: category labels, reply-by clocks and the moderator buttons a platform allows.
+`bot.view.view` puts them together into the card a viewer may see."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlmodel import Session, col
-
-from core.chat import Button, Card
-from core.config import AccountConfig, Config, SchoolConfig
+from core.chat import Button
+from core.config import SchoolConfig
 from core.domain import Capability
-from monitors.registry import capabilities
-from storage.models import Item, Triage
+from storage.models import Item
 
 CATEGORY_LABEL = {
     "question": "Question",
@@ -69,77 +65,3 @@ def buttons_for(item: Item, capabilities: frozenset[Capability]) -> list[Button]
     buttons.append(Button("recategorise", "Re-categorise"))
     buttons.append(Button("close", "No reply needed"))
     return buttons
-
-
-def triage_card(
-    item: Item,
-    *,
-    school: SchoolConfig,
-    account: AccountConfig,
-    capabilities: frozenset[Capability],
-    now: datetime,
-    reasons: list[str] | None = None,
-    kind: str = "card",
-    headline: str | None = None,
-    withhold_text: bool = False,
-) -> Card:
-    """The card for one item. Safeguarding items never carry media; in shared
-    channels their text is withheld (it went to the DSL directly)."""
-    label = CATEGORY_LABEL.get(item.category or "other", "Other")
-    safeguarding = item.category == "safeguarding"
-    status = item.status if not item.acknowledged_by else f"{item.status} by {item.acknowledged_by}"
-    return Card(
-        item_id=item.id,
-        kind=kind,
-        headline=headline or f"{label} on {account.name or account.id}",
-        text=(
-            "Safeguarding concern passed to the DSL; text withheld from this channel." if withhold_text else item.text
-        ),
-        author=item.author,
-        platform=item.platform,
-        account=account.name or account.id,
-        url=item.url,
-        category=item.category,
-        reasons=list(reasons or []),
-        reply_by=format_local(item.reply_by, school) if item.needs_reply else None,
-        countdown=countdown(item.reply_by, now) if item.needs_reply else None,
-        status=status,
-        buttons=buttons_for(item, capabilities),
-        media_urls=[] if safeguarding else list(item.media_urls or []),
-    )
-
-
-def item_card(
-    session: Session,
-    *,
-    config: Config,
-    item: Item,
-    now: datetime,
-    kind: str = "card",
-    headline: str | None = None,
-    withhold_text: bool,
-) -> Card:
-    """The card for a stored item, with its latest triage reasons and its platform's buttons:
-    the one builder for cards delivered from the outbox and cards refreshed after an action."""
-    account = config.account(item.account_id)
-    latest = session.scalars(
-        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
-    ).first()
-    return triage_card(
-        item,
-        school=config.school_of(account),
-        account=account,
-        capabilities=capabilities(account.platform),
-        now=now,
-        reasons=latest.reasons if latest else [],
-        kind=kind,
-        headline=headline,
-        withhold_text=withhold_text,
-    )
-
-
-def queue_line(item: Item, now: datetime) -> str:
-    """One open item in a queue listing; a safeguarding item's text is never listed."""
-    clock = countdown(item.reply_by, now) or f"{item.escalate} escalation"
-    text = "(text withheld: safeguarding)" if item.category == "safeguarding" else item.text[:80]
-    return f"#{item.id} {item.category} · {clock} · {text}"

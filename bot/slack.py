@@ -1,30 +1,25 @@
-"""Slack: Block Kit rendering of the platform-neutral cards, the chat surface
-that delivers them, and the bolt app (HTTP mode) mounted at /slack/events.
+"""Slack: Block Kit rendering of the chat core's views and the chat surface that delivers
+them (the bolt app that receives clicks and commands is `bot.slack_app`).
 
-Every button goes through `handlers.actions.perform` (role check, evidence,
-audit); Slack only renders and relays. Config comes from the environment:
-SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and, for tests or proxies, SLACK_API_URL.
+Every user-controlled string is escaped for mrkdwn here; what a view holds was decided by
+`bot.view.view`. Config comes from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
+and, for tests or proxies, SLACK_API_URL.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
-import re
-from collections import OrderedDict
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import chat
-from core.chat import Card, Notification
+from bot.safe import clean
+from core.chat import Card, Notification, Posted
 from core.config import Config, StaffConfig
 from core.domain import Category
-from core.errors import ConfigError
+from core.errors import ConfigError, Unreachable
 
 log = logging.getLogger(__name__)
 ACTION_PREFIX = "hm:"
@@ -61,43 +56,59 @@ def web_client(token: str, api_url: str | None) -> AsyncWebClient:
     return AsyncWebClient(**kwargs)
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def mrkdwn(text: str | None) -> str:
+    """User text made inert for Slack mrkdwn: `<`, `>` and `&` escaped, so no `<!channel>`,
+    `<@U..>` or `<url|label>` survives; control and bidi characters neutralised."""
+    return (clean(text) or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def blocks_for(card: Card, *, done: str | None = None) -> list[dict[str, Any]]:
-    """Block Kit for a card. Images are never embedded: links only."""
+def plain(text: str | None, limit: int = 75) -> str:
+    """Text for a plain_text element (Slack never parses it); control characters neutralised."""
+    return (clean(text) or "")[:limit] or "-"
+
+
+def _link(card: Card) -> str | None:
+    """A link only for a safe http(s) URL (already percent-encoded by the chat core); anything
+    else is shown as inert text."""
+    label = f"open on {mrkdwn(card.platform) or 'the platform'}"
+    if card.url:
+        return f"<{mrkdwn(card.url)}|{label}>"
+    if card.url_text:
+        return f"link (not opened): `{mrkdwn(card.url_text[:200]).replace('`', chr(39))}`"
+    return None
+
+
+def blocks_for(card: Card) -> list[dict[str, Any]]:
+    """Block Kit for a view. Images are never embedded: links only. Every string is escaped."""
     emoji = CATEGORY_EMOJI.get(card.category or "", ":speech_balloon:")
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{_escape(card.headline)}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{mrkdwn(card.headline)}*"}},
     ]
     if card.text:
-        quoted = "\n".join(f"> {line}" for line in _escape(card.text[:2500]).splitlines() or [""])
+        quoted = "\n".join(f"> {line}" for line in mrkdwn(card.text[:2500]).splitlines() or [""])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quoted}})
+    if card.notice:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(card.notice)}]})
     meta = [
         x
-        for x in (
-            card.author and f"by {_escape(card.author)}",
-            card.platform,
-            card.account,
-            card.url and f"<{card.url}|open on {card.platform or 'the platform'}>",
-        )
+        for x in (card.author and f"by {mrkdwn(card.author)}", mrkdwn(card.platform), mrkdwn(card.account), _link(card))
         if x
     ]
     if meta:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(meta)}]})
     fields = []
     if card.category:
-        fields.append({"type": "mrkdwn", "text": f"*Category*\n{card.category}"})
+        fields.append({"type": "mrkdwn", "text": f"*Category*\n{mrkdwn(card.category)}"})
     if card.reply_by:
-        fields.append({"type": "mrkdwn", "text": f"*Reply by*\n{card.reply_by} ({card.countdown})"})
+        fields.append({"type": "mrkdwn", "text": f"*Reply by*\n{mrkdwn(card.reply_by)} ({mrkdwn(card.countdown)})"})
     if fields:
         blocks.append({"type": "section", "fields": fields})
     if card.reasons:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Why: " + "; ".join(card.reasons)}]})
-    status = done or (card.status and f"Status: {card.status}")
+        why = "Why: " + "; ".join(mrkdwn(r) for r in card.reasons)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": why[:2900]}]})
+    status = " · ".join(x for x in (card.done, card.status and f"Status: {card.status}") if x)
     if status:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(status)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(status)}]})
     if card.item_id is not None and card.buttons:
         buttons = [_element(b.action, b.label, b.danger, card.item_id) for b in card.buttons]
         for start in range(0, len(buttons), 5):
@@ -107,14 +118,23 @@ def blocks_for(card: Card, *, done: str | None = None) -> list[dict[str, Any]]:
     return blocks
 
 
+def text_blocks(sections: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """Titled sections of plain lines (App Home), every line escaped."""
+    blocks: list[dict[str, Any]] = []
+    for title, lines in sections:
+        body = "\n".join(mrkdwn(line) for line in lines)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{mrkdwn(title)}*\n{body}"[:2900]}})
+    return blocks
+
+
 def answer_blocks(text: str, choices: list[dict[str, str]]) -> list[dict[str, Any]]:
     """A policy answer, with a button per follow-up choice where the answer depends on who it is about."""
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _escape(text[:2900])}}]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(text[:2900])}}]
     if choices:
         buttons = [
             {
                 "type": "button",
-                "text": {"type": "plain_text", "text": c["audience"][:75]},
+                "text": {"type": "plain_text", "text": plain(c["audience"])},
                 "action_id": f"hm_ask_{i}",
                 "value": c["question"][:2000],
             }
@@ -130,19 +150,19 @@ def _element(action: str, label: str, danger: bool, item_id: int) -> dict[str, A
         return {
             "type": "static_select",
             "action_id": ACTION_PREFIX + action,
-            "placeholder": {"type": "plain_text", "text": label},
+            "placeholder": {"type": "plain_text", "text": plain(label)},
             "options": [{"text": {"type": "plain_text", "text": c}, "value": f"{item_id}:{c}"} for c in Category],
         }
     return {
         "type": "button",
-        "text": {"type": "plain_text", "text": label},
+        "text": {"type": "plain_text", "text": plain(label)},
         "action_id": ACTION_PREFIX + action,
         "value": str(item_id),
         **({"style": "danger"} if danger else {}),
     }
 
 
-def _modal(action: str, metadata: str) -> dict[str, Any]:
+def modal(action: str, metadata: str) -> dict[str, Any]:
     """Reply and Delete ask for words first; Delete also offers to tell the audience why."""
     if action == "reply":
         title, label, block = "Reply", "Your reply (posted publicly)", "reply_text"
@@ -187,186 +207,38 @@ def _modal(action: str, metadata: str) -> dict[str, Any]:
 
 
 class SlackSurface:
-    """Delivers notifications. Moderator cards go to the account's channel; escalations
-    go to people directly, and DSL pings only ever by direct message."""
+    """Delivers one notification: a channel post, one person's direct message, or an update
+    of a posted copy (`chat.update`). Says where a new message went so it can be updated."""
 
     name = "slack"
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def deliver(self, note: Notification) -> None:
+    async def deliver(self, note: Notification) -> Posted | None:
         blocks = blocks_for(note.card)
-        text = note.card.headline
-        if note.channel and not note.direct_only and note.audience == "moderators":
-            await self.client.chat_postMessage(channel=note.channel, text=text, blocks=blocks)
-            return
-        people = [p for p in note.recipients if p.slack_user]
-        if not people:
-            raise RuntimeError(
-                f"no Slack user configured for the {note.audience} audience; set slack_user in [[staff]]"
+        text = mrkdwn(note.card.headline)
+        if note.copy is not None:
+            await self.client.chat_update(
+                channel=note.copy.conversation, ts=note.copy.message_id, text=text, blocks=blocks
             )
-        for person in people:
-            opened = await self.client.conversations_open(users=person.slack_user)
-            channel = opened["channel"]["id"]
-            await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-            for file in note.attachments:  # charts and records: direct messages only
-                await self.client.files_upload_v2(
-                    channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
-                )
-
-
-class _Seen:
-    """Event ids already handled (Slack retries deliveries it thinks were lost)."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self.ids: OrderedDict[str, None] = OrderedDict()
-        self.size = size
-
-    def first_time(self, event_id: str | None) -> bool:
-        if not event_id:
-            return True
-        if event_id in self.ids:
-            return False
-        self.ids[event_id] = None
-        if len(self.ids) > self.size:
-            self.ids.popitem(last=False)
-        return True
+            return None
+        if note.recipient is None:
+            if not note.channel:
+                raise Unreachable('no Slack channel for this account; set channel = { slack = "C..." }')
+            sent = await self.client.chat_postMessage(channel=note.channel, text=text, blocks=blocks)
+            return Posted(str(sent["channel"]), str(sent["ts"]))
+        if not note.recipient.slack_user:
+            raise Unreachable(f"{note.recipient.name} has no slack_user in [[staff]]")
+        opened = await self.client.conversations_open(users=note.recipient.slack_user)
+        channel = opened["channel"]["id"]
+        sent = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        for file in note.attachments:  # charts and records: direct messages only
+            await self.client.files_upload_v2(
+                channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+            )
+        return Posted(str(sent["channel"]), str(sent["ts"]))
 
 
 def staff_for(config: Config, slack_user: str) -> StaffConfig | None:
-    return next((s for s in config.staff if s.slack_user == slack_user), None)
-
-
-def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: str, client: AsyncWebClient) -> AsyncApp:
-    """The bolt app. `service` is the running Service (config, engine)."""
-    app = AsyncApp(token=token, signing_secret=signing_secret, client=client, process_before_response=False)
-    seen = _Seen()
-
-    @app.action(re.compile(f"^{ACTION_PREFIX}"))
-    async def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        user = body["user"]["id"]
-        name = action["action_id"].removeprefix(ACTION_PREFIX)
-        channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-        ts = (body.get("container") or {}).get("message_ts")
-        argument = None
-        if action.get("type") == "static_select":
-            item_text, _, argument = action["selected_option"]["value"].partition(":")
-        else:
-            item_text = action["value"]
-        if name in ("reply", "delete"):  # ask for the words first; the submission does the action
-            metadata = json.dumps({"item": int(item_text), "channel": channel, "ts": ts})
-            await client.views_open(trigger_id=body["trigger_id"], view=_modal(name, metadata))
-            return
-        await _act(client, user=user, name=name, item_id=int(item_text), argument=argument, channel=channel, ts=ts)
-
-    async def _act(
-        client: AsyncWebClient,
-        *,
-        user: str,
-        name: str,
-        item_id: int,
-        argument: str | None,
-        channel: str | None,
-        ts: str | None,
-    ) -> None:
-        staff = staff_for(service.config, user)
-        outcome = await asyncio.to_thread(
-            chat.act,
-            service,
-            actor=staff.id if staff else f"slack:{user}",
-            action=name,
-            item_id=item_id,
-            surface="slack",
-            argument=argument,
-        )
-        if not outcome.ok:
-            if channel:
-                await client.chat_postEphemeral(channel=channel, user=user, text=outcome.message)
-            else:
-                await client.chat_postMessage(channel=user, text=outcome.message)
-            return
-        if channel and ts and outcome.card is not None:
-            await client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=outcome.card.headline,
-                blocks=blocks_for(outcome.card, done=f"{outcome.message} (<@{user}>)"),
-            )
-
-    @app.view(re.compile(r"^hm_(reply|delete)$"))
-    async def on_modal(ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
-        values = view["state"]["values"]
-        name = view["callback_id"].removeprefix("hm_")
-        if name == "reply":
-            argument = values["reply_text"]["value"]["value"]
-        else:
-            tell = bool((values.get("tell", {}).get("value") or {}).get("selected_options"))
-            argument = json.dumps({"reason": values["reason"]["value"]["value"], "tell_audience": tell})
-        await _act(
-            client,
-            user=body["user"]["id"],
-            name=name,
-            item_id=int(meta["item"]),
-            argument=argument,
-            channel=meta.get("channel"),
-            ts=meta.get("ts"),
-        )
-
-    @app.command("/hallmonitor")
-    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
-        await ack()
-        verb, _, rest = (command.get("text") or "").strip().partition(" ")
-        staff = staff_for(service.config, command["user_id"])
-        if verb.lower() == "ask" and staff is not None:
-            text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
-            await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral")
-            return
-        reply = await asyncio.to_thread(
-            chat.command, service, staff=staff, verb=verb.lower(), text=rest, surface="slack"
-        )
-        await respond(text=reply, response_type="ephemeral")
-
-    @app.action(re.compile(r"^hm_ask_\d+$"))
-    async def on_choice(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
-        await ack()
-        staff = staff_for(service.config, body["user"]["id"])
-        text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, action["value"])
-        await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral", replace_original=False)
-
-    @app.event("app_mention")
-    async def on_mention(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
-        if not seen.first_time(body.get("event_id")):
-            return
-        question = re.sub(r"<@[A-Z0-9]+>", "", event.get("text", "")).strip()
-        staff = staff_for(service.config, event.get("user", ""))
-        answer = await asyncio.to_thread(chat.command, service, staff=staff, verb="ask", text=question)
-        await say(text=answer, thread_ts=event.get("ts"))
-
-    @app.event("message")
-    async def on_message(event: dict[str, Any], body: dict[str, Any], say: Any) -> None:
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
-            return
-        if not seen.first_time(body.get("event_id")):
-            return
-        staff = staff_for(service.config, event.get("user", ""))
-        answer = await asyncio.to_thread(chat.command, service, staff=staff, verb="ask", text=event.get("text", ""))
-        await say(text=answer)
-
-    @app.event("app_home_opened")
-    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
-        staff = staff_for(service.config, event["user"])
-        text = await asyncio.to_thread(chat.home, service, staff=staff)
-        await client.views_publish(
-            user_id=event["user"],
-            view={"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]},
-        )
-
-    @app.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.exception("slack_listener_failed error=%r", error)
-
-    return app
+    return next((s for s in config.staff if slack_user and s.slack_user == slack_user), None)

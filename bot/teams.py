@@ -2,13 +2,15 @@
 proactive chat surface, and the bot (botbuilder 4.17, CloudAdapter) behind
 POST /api/messages.
 
-Every card action goes through `handlers.actions.perform` via `bot.chat`.
+Every card action goes through `handlers.actions.perform` via `bot.chat`, and every card
+shows the viewer's own view (`bot.view.view`), refreshes included.
 botbuilder is kept behind `TeamsSurface` and `handle_request` so it can be
 swapped for the Microsoft 365 Agents SDK without touching the core.
 
 Config from the environment: MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD,
 MICROSOFT_APP_TENANT_ID and MICROSOFT_APP_TYPE (SingleTenant by default). An
-empty MICROSOFT_APP_ID disables authentication: for local testing only.
+empty MICROSOFT_APP_ID would disable authentication, so `make_adapter` refuses it unless
+the local-testing opt-in is given.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ from typing import Any
 
 from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ConversationReference
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from bot import chat
+from bot.safe import clean
 from core.chat import Attachment as FileAttachment
-from core.chat import Card, Notification
+from core.chat import Button, Card, Notification, Place, Posted
 from core.config import Config, StaffConfig
 from core.domain import Category
+from core.errors import ConfigError, Unreachable
 from core.protocols import Runtime
+from handlers.actions import ActionRequest
 from storage.db import session_scope
 from storage.models import TeamsConversation
 from storage.queries import insert_ignore
@@ -52,25 +57,100 @@ class TeamsSettings:
         self.APP_TENANTID = os.environ.get("MICROSOFT_APP_TENANT_ID", "")
 
 
-def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
-    """An Adaptive Card (1.4, Universal Actions) for a card. Never images: links only."""
-    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": card.headline, "weight": "Bolder", "wrap": True}]
+def run(text: str | None, **style: Any) -> dict[str, Any]:
+    """User text as a TextRun: Adaptive Cards never read Markdown in a TextRun, so
+    `[Reset password](https://evil)` stays text. Control and bidi characters are neutralised."""
+    return {"type": "TextRun", "text": clean(text) or "", **style}
+
+
+def rich(*runs: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RichTextBlock", "inlines": list(runs)}
+
+
+def _form(button: Button, item_id: int) -> dict[str, Any] | None:
+    """Reply, Delete and Re-categorise ask for their words in Input.* fields first (in a
+    ShowCard), then post them with Action.Execute."""
+    verb = VERB_PREFIX + button.action
+    if button.action == "reply":
+        inputs: list[dict[str, Any]] = [
+            {
+                "type": "Input.Text",
+                "id": "reply_text",
+                "label": "Your reply (posted publicly)",
+                "isMultiline": True,
+                "isRequired": True,
+                "errorMessage": "Say what to reply",
+                "maxLength": 2000,
+            }
+        ]
+    elif button.action == "delete":
+        inputs = [
+            {
+                "type": "Input.Text",
+                "id": "reason",
+                "label": "Why is it being deleted?",
+                "isMultiline": True,
+                "maxLength": 500,
+            },
+            {
+                "type": "Input.Toggle",
+                "id": "tell_audience",
+                "title": "Post the reason as a reply before deleting",
+                "valueOn": "true",
+                "valueOff": "false",
+                "value": "false",
+            },
+        ]
+    elif button.action == "recategorise":
+        inputs = [
+            {
+                "type": "Input.ChoiceSet",
+                "id": "category",
+                "label": "Re-categorise as",
+                "choices": [{"title": c.value, "value": c.value} for c in Category],
+                "isRequired": True,
+            }
+        ]
+    else:
+        return None
+    data = {"item": item_id, "verb": verb}
+    submit = {
+        "type": "Action.Execute",
+        "title": button.label,
+        "verb": verb,
+        "data": data,
+        **({"style": "destructive"} if button.danger else {}),
+        "fallback": {"type": "Action.Submit", "title": button.label, "data": data},
+    }
+    return {
+        "type": "Action.ShowCard",
+        "title": button.label,
+        "card": {"type": "AdaptiveCard", "body": inputs, "actions": [submit]},
+    }
+
+
+def adaptive_card(card: Card) -> dict[str, Any]:
+    """An Adaptive Card (1.5, Universal Actions) for a view. Never images: links only (http/https).
+    Every string is a TextRun (never read as Markdown)."""
+    body: list[dict[str, Any]] = [rich(run(card.headline, weight="Bolder", size="Medium"))]
     if card.text:
-        body.append({"type": "TextBlock", "text": card.text[:2500], "wrap": True})
+        body.append(rich(run(card.text[:2500])))
+    if card.notice:
+        body.append(rich(run(card.notice, italic=True)))
     facts = [
-        {"title": t, "value": v}
+        (t, v)
         for t, v in (
             ("From", card.author),
             ("Where", " · ".join(x for x in (card.platform, card.account) if x)),
+            ("Link (not opened)", card.url_text),
             ("Category", card.category),
             ("Reply by", card.reply_by and f"{card.reply_by} ({card.countdown})"),
             ("Why", "; ".join(card.reasons) if card.reasons else None),
-            ("Status", done or card.status),
+            ("Status", " · ".join(x for x in (card.done, card.status) if x) or None),
         )
         if v
     ]
-    if facts:
-        body.append({"type": "FactSet", "facts": facts})
+    body += [rich(run(f"{title}: ", weight="Bolder"), run(value)) for title, value in facts]
     actions: list[dict[str, Any]] = []
     if card.url:
         actions.append(
@@ -78,18 +158,11 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
         )
     if card.item_id is not None:
         for button in card.buttons:
-            if button.action == "recategorise":
-                body.append(
-                    {
-                        "type": "Input.ChoiceSet",
-                        "id": "category",
-                        "placeholder": "Re-categorise as...",
-                        "choices": [{"title": c, "value": c} for c in Category],
-                    }
-                )
+            form = _form(button, card.item_id)
             data = {"item": card.item_id, "verb": VERB_PREFIX + button.action}
             actions.append(
-                {
+                form
+                or {
                     "type": "Action.Execute",
                     "title": button.label,
                     "verb": VERB_PREFIX + button.action,
@@ -102,11 +175,11 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
         {"refresh": {"action": {"type": "Action.Execute", "verb": "hm:refresh", "data": {"item": card.item_id}}}}
         if card.item_id is not None
         else {}
-    )  # Universal Actions: each viewer's Teams fetches the latest state of the card
+    )  # Universal Actions: each viewer's Teams fetches their own view of the card
     return {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
+        "version": "1.5",
         "body": body,
         "actions": actions,
         **refresh,
@@ -120,21 +193,19 @@ def inline_attachment(file: FileAttachment) -> Attachment:
         data = base64.b64encode(file.content).decode()
         return Attachment(content_type=file.mime, content_url=f"data:{file.mime};base64,{data}", name=file.filename)
     note = f"{file.title or file.filename}: Teams cannot take this file in chat; open it from the web view (/web)."
-    return CardFactory.adaptive_card(
-        {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": note, "wrap": True}]}
-    )
+    return CardFactory.adaptive_card({"type": "AdaptiveCard", "version": "1.5", "body": [rich(run(note))]})
 
 
 def answer_card(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
     actions = [
         {
             "type": "Action.Execute",
-            "title": c["audience"],
+            "title": clean(c["audience"]),
             "verb": "hm:ask",
             "data": {"question": c["question"]},
             "fallback": {
                 "type": "Action.Submit",
-                "title": c["audience"],
+                "title": clean(c["audience"]),
                 "data": {"verb": "hm:ask", "question": c["question"]},
             },
         }
@@ -142,8 +213,8 @@ def answer_card(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
     ]
     return {
         "type": "AdaptiveCard",
-        "version": "1.4",
-        "body": [{"type": "TextBlock", "text": text, "wrap": True}],
+        "version": "1.5",
+        "body": [rich(run(text))],
         "actions": actions,
     }
 
@@ -180,6 +251,41 @@ def remember(service: Runtime, activity: Activity) -> None:
                 session.add(existing)
 
 
+NOTHING = "There is nothing here for you to see."
+
+
+def place_of(activity: Activity) -> Place:
+    """A personal chat is the viewer's own place; a channel or group chat is shared."""
+    kind = activity.conversation.conversation_type if activity.conversation else None
+    return Place.DIRECT if kind == "personal" else Place.CHANNEL
+
+
+def _item_id(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def request_from(actor: str, verb: str, data: dict[str, Any]) -> ActionRequest:
+    """A typed request from an Action.Execute's data (Input.* values are merged into it by Teams)."""
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return str(value) if value not in (None, "") else None
+
+    return ActionRequest(
+        actor=actor,
+        action=verb,
+        item_id=_item_id(data.get("item")),
+        surface="teams",
+        text=text("reply_text"),
+        reason=text("reason"),
+        tell_audience=str(data.get("tell_audience", "")).lower() == "true",
+        category=text("category"),
+        target=text("target"),
+    )
+
+
 class HallMonitorTeamsBot(ActivityHandler):
     def __init__(self, service: chat.ChatRuntime) -> None:
         self.service = service
@@ -188,21 +294,32 @@ class HallMonitorTeamsBot(ActivityHandler):
         await asyncio.to_thread(remember, self.service, turn_context.activity)
         await super().on_turn(turn_context)
 
+    def _staff(self, activity: Activity) -> StaffConfig | None:
+        person = activity.from_property
+        return staff_for(self.service.config, person.aad_object_id if person else None)
+
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
-        staff = staff_for(self.service.config, activity.from_property.aad_object_id if activity.from_property else None)
+        staff = self._staff(activity)
         value = activity.value or {}
         if isinstance(value, dict) and str(value.get("verb", "")).startswith(VERB_PREFIX):  # Action.Submit fallback
-            reply = await self._action(staff, activity.from_property, value)
-            await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(reply)))
+            reply = await self._respond(staff, activity, value)
+            if place_of(activity) is Place.DIRECT:  # never into a channel: refusals are for the clicker alone
+                await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(reply)))
             return
         question = (TurnContext.remove_recipient_mention(activity) or activity.text or "").strip()
         verb, _, rest = question.partition(" ")
-        if verb.lower() in ("queue", "status", "help", "web", "export", "hold", "release"):
-            text = await asyncio.to_thread(
-                chat.command, self.service, staff=staff, verb=verb.lower(), text=rest, surface="teams"
+        if verb.lower() in ("queue", "status", "help", *chat.REQUESTS):
+            place = Place.QUEUE if place_of(activity) is Place.DIRECT else Place.CHANNEL
+            if verb.lower() == "queue" and place is Place.CHANNEL:
+                text = "Ask for the queue in your own chat with Hall Monitor, not in a channel."
+            else:
+                text = await asyncio.to_thread(
+                    chat.command, self.service, staff=staff, verb=verb.lower(), text=rest, surface="teams"
+                )
+            await turn_context.send_activity(
+                MessageFactory.attachment(CardFactory.adaptive_card(answer_card(text, [])))
             )
-            await turn_context.send_activity(text)
             return
         text, choices = await asyncio.to_thread(chat.policy_answer, self.service, staff, question)
         await turn_context.send_activity(
@@ -214,43 +331,38 @@ class HallMonitorTeamsBot(ActivityHandler):
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
         action = (activity.value or {}).get("action") or {}
-        staff = staff_for(self.service.config, activity.from_property.aad_object_id if activity.from_property else None)
-        card = await self._action(
-            staff, activity.from_property, {**(action.get("data") or {}), "verb": action.get("verb", "")}
-        )
+        data = {**(action.get("data") or {}), "verb": action.get("verb", "")}
+        card = await self._respond(self._staff(activity), activity, data)
         return InvokeResponse(status=200, body={"statusCode": 200, "type": CARD, "value": card})
 
-    async def _action(
-        self, staff: StaffConfig | None, person: ChannelAccount | None, data: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def _respond(self, staff: StaffConfig | None, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+        """The card this person sees after their click: always their own view of the item in this place."""
         verb = str(data.get("verb", "")).removeprefix(VERB_PREFIX)
-        if verb == "refresh":  # a view, not an action: no role check, nothing audited
-            current = await asyncio.to_thread(chat.card_for, self.service, int(data.get("item", 0)))
-            return adaptive_card(current) if current else answer_card("This item no longer exists.", [])
+        place = place_of(activity)
+        if verb == "refresh":  # a view, not an action: the viewer's own view, nothing for strangers
+            current = await asyncio.to_thread(
+                chat.card_for, self.service, _item_id(data.get("item")), viewer=staff, place=place
+            )
+            return adaptive_card(current) if current else answer_card(NOTHING, [])
         if verb == "ask":
             text, choices = await asyncio.to_thread(chat.policy_answer, self.service, staff, str(data.get("question")))
             return answer_card(text, choices)
-        actor = staff.id if staff else f"teams:{person.aad_object_id if person else 'unknown'}"
-        argument = data.get("category") if verb == "recategorise" else data.get("text")
-        outcome = await asyncio.to_thread(
-            chat.act,
-            self.service,
-            actor=actor,
-            action=verb,
-            item_id=int(data.get("item", 0)),
-            surface="teams",
-            argument=argument,
-        )
-        if outcome.ok and outcome.card is not None:
-            return adaptive_card(outcome.card, done=f"{outcome.message}")
-        current = await asyncio.to_thread(chat.card_for, self.service, int(data.get("item", 0)))
-        refusal = f"Not done: {outcome.message}"
-        return adaptive_card(current, done=refusal) if current else answer_card(refusal, [])
+        person = activity.from_property
+        actor = staff.id if staff else f"teams:{person.aad_object_id if person and person.aad_object_id else 'unknown'}"
+        request = request_from(actor, verb, data)
+        outcome = await asyncio.to_thread(chat.act, self.service, request, place=place)
+        if outcome.ok:
+            await self.service.deliver_updates(request.item_id)
+        said = outcome.message if outcome.ok else f"Not done: {outcome.message}"
+        if outcome.card is None:
+            return answer_card(said, [])
+        outcome.card.done = said
+        return adaptive_card(outcome.card)
 
 
 class TeamsSurface:
-    """Proactive delivery: channel cards to the account's Teams channel, escalations and
-    reminders to people's own chats (DSL pings only ever there)."""
+    """Proactive delivery: a channel post, one person's own chat, or an update of a posted copy
+    (updateActivity). Says where a new message went so it can be updated."""
 
     name = "teams"
 
@@ -264,31 +376,60 @@ class TeamsSurface:
             ).first()
             return ConversationReference().deserialize(row.reference) if row else None
 
-    async def deliver(self, note: Notification) -> None:
-        attachments = [CardFactory.adaptive_card(adaptive_card(note.card))] + [
-            inline_attachment(f) for f in note.attachments if not note.channel or note.direct_only
-        ]
-        targets: list[tuple[str, str]] = []
-        if note.channel and not note.direct_only and note.audience == "moderators":
-            targets.append(("channel", note.channel))
+    async def deliver(self, note: Notification) -> Posted | None:
+        attachment = CardFactory.adaptive_card(adaptive_card(note.card))
+        files = [inline_attachment(f) for f in note.attachments] if note.recipient is not None else []
+        if note.copy is not None:
+            kind, _, key = note.copy.conversation.partition(":")
+            await self._run(kind, key, f"the conversation {key}", self._updater(attachment, note.copy.message_id))
+            return None
+        if note.recipient is None:
+            if not note.channel:
+                raise Unreachable('no Teams channel for this account; set channel = { teams = "19:..." }')
+            kind, key, who = "channel", note.channel, f"Hall Monitor is not installed in Teams channel {note.channel}"
         else:
-            targets += [("personal", p.teams_user) for p in note.recipients if p.teams_user]
-        if not targets:
-            raise RuntimeError(f"no Teams user configured for the {note.audience} audience; set teams_user")
-        for kind, key in targets:
-            reference = await asyncio.to_thread(self._reference, kind, key)
-            if reference is None:
-                raise RuntimeError(f"no Teams conversation with {kind} {key} yet: install the app there first")
+            if not note.recipient.teams_user:
+                raise Unreachable(f"{note.recipient.name} has no teams_user in [[staff]]")
+            kind, key = "personal", note.recipient.teams_user
+            who = f"{note.recipient.name} has not opened Hall Monitor in Teams"
+        sent: list[str] = []
 
-            async def send(context: TurnContext) -> None:
-                context.activity.id = None  # a new message in the conversation, not a reply to the continuation
-                await context.send_activity(MessageFactory.list(attachments))
+        async def send(context: TurnContext) -> None:
+            context.activity.id = None  # a new message in the conversation, not a reply to the continuation
+            message = MessageFactory.list([attachment, *files]) if files else MessageFactory.attachment(attachment)
+            response = await context.send_activity(message)
+            sent.append(str(response.id) if response and response.id else "")
 
-            await self.adapter.continue_conversation(reference, send, self.app_id)
+        await self._run(kind, key, who, send)
+        return Posted(f"{kind}:{key}", sent[0]) if sent and sent[0] else None
+
+    def _updater(self, attachment: Any, message_id: str) -> Any:
+        async def update(context: TurnContext) -> None:
+            activity = MessageFactory.attachment(attachment)
+            activity.id = message_id
+            await context.update_activity(activity)
+
+        return update
+
+    async def _run(self, kind: str, key: str, missing: str, callback: Any) -> None:
+        reference = await asyncio.to_thread(self._reference, kind, key)
+        if reference is None:  # retried a few times (they may open the app yet), then dead-lettered
+            raise Unreachable(missing, attempts=3)
+        await self.adapter.continue_conversation(reference, callback, self.app_id)
 
 
-def make_adapter() -> tuple[CloudAdapter, TeamsSettings]:
+def make_adapter(*, allow_unauthenticated: bool = False) -> tuple[CloudAdapter, TeamsSettings]:
+    """The Bot Framework adapter. Without MICROSOFT_APP_ID it would accept anyone, so that is
+    refused unless `allow_unauthenticated` (the documented local-testing opt-in) is given."""
     settings = TeamsSettings()
+    if not settings.APP_ID and not allow_unauthenticated:
+        raise ConfigError(
+            [
+                "Teams is enabled but MICROSOFT_APP_ID is not set, so nobody's messages could be verified; "
+                "set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (README: Setting up Teams), or for local testing "
+                "only run `hallmonitor run --teams-local-testing-without-auth` (binds 127.0.0.1)"
+            ]
+        )
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(settings))
 
     async def on_error(context: TurnContext, error: Exception) -> None:

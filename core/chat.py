@@ -1,13 +1,26 @@
-"""What the chat core hands a surface: platform-neutral cards and deliveries, and the
-interface every surface (console, Slack, Teams) implements. Renderers draw these; they
-never decide what a card contains."""
+"""What the chat core hands a surface: platform-neutral views and deliveries, and the
+interface every surface (console, Slack, Teams) implements. `bot.chat.view` decides what a
+card contains for who is looking and where; renderers draw only that."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from core.config import StaffConfig
+
+
+class Place(StrEnum):
+    """Where a view is drawn. Only DIRECT (a person's own chat with the bot, a Teams refresh
+    there, their ephemeral queue and App Home) is private to the viewer; a channel and the
+    console (a terminal anyone can stand at, where `as` switches person) are shared."""
+
+    CHANNEL = "channel"
+    DIRECT = "direct"
+    QUEUE = "queue"
+    HOME = "home"
+    CONSOLE = "console"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +39,8 @@ class Card:
     author: str | None = None
     platform: str | None = None
     account: str | None = None
-    url: str | None = None
+    url: str | None = None  # a safe http(s) link (bot.safe.safe_url), else None
+    url_text: str | None = None  # a link that is not safe to render as one: shown as plain text only
     category: str | None = None
     reasons: list[str] = field(default_factory=list)
     reply_by: str | None = None  # school-local, for people
@@ -34,6 +48,25 @@ class Card:
     status: str | None = None
     buttons: list[Button] = field(default_factory=list)
     media_urls: list[str] = field(default_factory=list)  # always empty for safeguarding items
+    notice: str | None = None  # what is withheld and why, said to the viewer
+    done: str | None = None  # the outcome of the action just taken, shown once
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRef:
+    """A posted card: Slack channel + ts, or Teams conversation + activity id."""
+
+    copy_id: int
+    conversation: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a surface put a new message, so it can be updated later."""
+
+    conversation: str
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +81,37 @@ class Attachment:
 
 @dataclass(slots=True)
 class Notification:
-    """One delivery: a card for an audience, resolved to people and a channel."""
+    """One delivery: one card, already decided for its one recipient and place.
 
-    outbox_id: int
-    kind: str  # card / escalation / reminder / late / health
-    audience: str  # moderators / slt / dsl / leaders
+    A direct message has `recipient`; a channel post has `channel` (and `recipient` None);
+    an update of a posted card has `copy` as well."""
+
+    delivery_id: int
+    kind: str  # card / escalation / reminder / late / health / update
+    audience: str
     school_id: str
     card: Card
-    recipients: list[StaffConfig] = field(default_factory=list)
-    channel: str | None = None  # the account's moderators' channel on this surface
-    direct_only: bool = False  # never post to a shared channel (safeguarding)
-    attachments: list[Attachment] = field(default_factory=list)
+    place: Place
+    recipient: StaffConfig | None = None
+    channel: str | None = None
+    copy: CopyRef | None = None
+    attachments: list[Attachment] = field(default_factory=list)  # direct messages only
+
+    @property
+    def to(self) -> str:
+        if self.recipient is not None:
+            return f"DM to {self.recipient.name}"
+        return self.channel or "#moderators"
 
 
 class ChatSurface(Protocol):
     """Somewhere cards go and commands come from.
 
-    `deliver` raises on failure; the outbox keeps the notification and retries,
-    so a surface never has to remember anything itself.
+    `deliver` posts one notification (or updates `note.copy`) and says where it went; it
+    raises on failure (`core.errors.Unreachable` when retrying cannot help), and the outbox
+    keeps the delivery and retries, so a surface never has to remember anything itself.
     """
 
     name: str
 
-    async def deliver(self, note: Notification) -> None: ...
+    async def deliver(self, note: Notification) -> Posted | None: ...

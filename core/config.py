@@ -128,6 +128,7 @@ class Role(StrEnum):
     SLT = "slt"
     DSL = "dsl"
     DEPUTY_DSL = "deputy_dsl"
+    HEAD = "head"  # the headteacher: media enquiries go here first (SLT when no head is named)
     STAFF = "staff"
 
 
@@ -135,10 +136,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ChatConfig(_Strict):
-    """Which chat surface delivers cards: the console, Slack or Teams."""
+SurfaceName = Literal["console", "slack", "teams"]
 
-    surface: Literal["console", "slack", "teams"] = "console"
+
+def _surface_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+SurfaceList = Annotated[list[SurfaceName], BeforeValidator(_surface_list)]
+
+
+class ChatConfig(_Strict):
+    """Which chat surface delivers cards by default; a school may name its own (`schools[].surface`)."""
+
+    surface: SurfaceName = "console"
     read_commands: bool = Field(True, description="console: read commands from standard input")
 
 
@@ -213,6 +224,9 @@ class SchoolConfig(_Strict):
         timedelta(minutes=30), description="re-ping, widened to all SLT and the DSL, if an escalation is unacknowledged"
     )
     policy: str | None = Field(None, description="path to the school's social media policy")
+    surface: SurfaceList | None = Field(
+        None, description='this school\'s chat surface(s), e.g. "teams" or ["slack", "teams"]; default chat.surface'
+    )
     triage: TriageConfig = TriageConfig()
     digest: DigestConfig = DigestConfig()
     retention: RetentionConfig = RetentionConfig()
@@ -324,6 +338,14 @@ class Config(_Strict):
             if account.id == account_id:
                 return account
         raise KeyError(account_id)
+
+    def surfaces_of(self, school_id: str) -> tuple[str, ...]:
+        """The chat surfaces a school's cards go to: its own `surface`, else `chat.surface`."""
+        own = self.school(school_id).surface
+        return tuple(dict.fromkeys(own)) if own else (self.chat.surface,)
+
+    def surfaces_in_use(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for school in self.schools for name in self.surfaces_of(school.id)))
 
     def staff_with_role(self, school_id: str, role: Role) -> list[StaffConfig]:
         return [s for s in self.staff if role in s.roles and self.school_of(s).id == school_id]

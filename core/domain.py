@@ -31,6 +31,7 @@ class Escalate(StrEnum):
     NONE = "none"
     SLT = "slt"
     DSL = "dsl"
+    HEAD = "head"
 
 
 class Status(StrEnum):
@@ -45,12 +46,17 @@ class Status(StrEnum):
 
 
 class Audience(StrEnum):
-    """Who a notification is for. `leaders` is the widened circle: every SLT member and the DSL."""
+    """Who a notification is for (see `handlers.routing`). `dsl` is the DSL and deputy DSLs;
+    `head` the headteacher (SLT when none is named); `leaders` the widened circle for an
+    unacknowledged SLT or head escalation: every SLT member and the head, never the DSL's items;
+    `copies` every posted copy of an item's card (an update)."""
 
     MODERATORS = "moderators"
     SLT = "slt"
     DSL = "dsl"
+    HEAD = "head"
     LEADERS = "leaders"
+    COPIES = "copies"
 
 
 class Action(StrEnum):
@@ -70,6 +76,7 @@ class Action(StrEnum):
     BLOCK = "block"
     MUTE = "mute"
     REPORT = "report"
+    LIFT_PROTECTION = "lift_protection"  # a DSL releases an ever-safeguarding item to normal view
 
 
 class Capability(StrEnum):

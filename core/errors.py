@@ -41,3 +41,14 @@ class PlatformError(HallMonitorError):
         self.kind = kind
         self.retry_in_s = retry_in_s
         super().__init__(message)
+
+
+class Unreachable(HallMonitorError):
+    """A chat delivery that needs a person, not a long retry: no chat id configured (dead at the
+    first attempt), or someone who has not opened the app yet, or an account no longer in the
+    config (a few attempts, `attempts`, in case it is fixed). Then it is dead-lettered and the
+    moderators are told who cannot be reached; the message names the person."""
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        self.attempts = attempts
+        super().__init__(message)

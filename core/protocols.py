@@ -18,3 +18,7 @@ class Runtime(Protocol):
     def health(self) -> dict[str, Any]:
         """Per-source health and the outbox backlog, as /healthz shows it."""
         ...
+
+    async def deliver_updates(self, item_id: int | None) -> None:
+        """Update every posted copy of an item's card now (after an action), instead of at the next tick."""
+        ...

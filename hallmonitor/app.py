@@ -6,20 +6,16 @@ import asyncio
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from botbuilder.integration.aiohttp import CloudAdapter
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from bot.teams import HallMonitorTeamsBot, handle_request
 from bot.web import web_router
-from hallmonitor import __version__, teams_keys
-from hallmonitor.edge import BodyLimit, read_json
+from hallmonitor import __version__
+from hallmonitor.edge import BodyLimit
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
 
@@ -34,27 +30,22 @@ def _bearer_ok(header: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
-def _slack_headers_ok(request: Request) -> bool:
-    """Slack's signature headers in the shape Slack sends (digits; v0= and hex), checked before bolt
-    so a malformed one is a 401, never a crash inside the verifier."""
-    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-    signature = request.headers.get("X-Slack-Signature", "")
-    hexdigits = set("0123456789abcdef")
-    return (
-        timestamp.isascii() and timestamp.isdigit() and signature.startswith("v0=") and set(signature[3:]) <= hexdigits
-    )
+NOT_CONFIGURED = {
+    "/slack/events": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
+    "/api/messages": 'Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (or surface = "teams")',
+}
 
 
-def create_app(
-    service: Service,
-    *,
-    start_scheduler: bool = True,
-    slack: AsyncApp | None = None,
-    teams: tuple[CloudAdapter, HallMonitorTeamsBot] | None = None,
-) -> FastAPI:
-    """Build the web app around a service; the scheduler runs inside its lifespan."""
-    if teams is not None:
-        teams_keys.install()  # Bot Framework signing keys fetched off the event loop, with a timeout
+def _not_configured(sentence: str) -> Callable[[], Awaitable[JSONResponse]]:
+    async def answer() -> JSONResponse:
+        return JSONResponse({"error": sentence}, status_code=503)
+
+    return answer
+
+
+def create_app(service: Service, *, start_scheduler: bool = True, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """Build the web app around a service and the routes of its chat surfaces
+    (`hallmonitor.surfaces`); the scheduler runs inside its lifespan."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,46 +87,12 @@ def create_app(
 
     app.include_router(web_router(service))  # read-only; identity from a signed link sent in chat
 
-    if slack is not None:
-        slack_handler = AsyncSlackRequestHandler(slack)
-
-        @app.post("/slack/events")
-        async def slack_events(request: Request) -> Any:
-            """Events, interactivity and slash commands; bolt verifies the signature (401 if bad)."""
-            if not _slack_headers_ok(request):
-                return JSONResponse({"error": "invalid request signature"}, status_code=401)
-            return await slack_handler.handle(request)
-    else:
-
-        @app.post("/slack/events")
-        async def slack_not_configured() -> JSONResponse:
-            return JSONResponse(
-                {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"}, status_code=503
-            )
-
-    @app.post("/api/messages")
-    async def teams_messages(request: Request) -> Any:
-        """Bot Framework activities from Teams (authenticated; invalid tokens get 401)."""
-        if teams is None:
-            return JSONResponse(
-                {
-                    "error": "Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
-                    '(or chat.surface = "teams")'
-                },
-                status_code=503,
-            )
-        try:
-            body = read_json(await request.body())
-        except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "body is not a Bot Framework activity (a JSON object)"}, status_code=400)
-        authorization = request.headers.get("Authorization", "")
-        if not authorization.isascii():
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        adapter, bot = teams
-        status, payload = await handle_request(adapter, bot, body, authorization)
-        return Response(status_code=status) if payload is None else JSONResponse(payload, status_code=status)
+    for router in routers:
+        app.include_router(router)
+    served = {getattr(route, "path", None) for route in app.routes}
+    for path, sentence in NOT_CONFIGURED.items():
+        if path not in served:
+            app.add_api_route(path, _not_configured(sentence), methods=["POST"])
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

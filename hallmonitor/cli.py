@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import uvicorn
-from slack_bolt.async_app import AsyncApp
 from sqlalchemy import Engine
 
 from bot.console import ConsoleCommands, ConsoleSurface
-from bot.slack import SlackSurface, build_slack_app, slack_settings, web_client
-from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
-from core.chat import ChatSurface
+from bot.slack import SlackSurface, slack_settings, web_client
+from bot.teams import TeamsSurface, make_adapter
+from bot.view import view
+from core.chat import Card, ChatSurface, Place
 from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
@@ -32,6 +32,7 @@ from hallmonitor.cli_records import add_commands
 from hallmonitor.doctor import Finding, config_findings, reach_accounts, send_tests, summary, token_expiry
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Kit, Options, build_kits, wanted
 from handlers.deadline import reply_by, why_due
 from handlers.policy import ask, index_for
 from handlers.policy.document import load_policy
@@ -70,28 +71,13 @@ def _open(config: Config) -> Engine:
     return open_database(database_url(config.database()))
 
 
-def _surface(config: Config) -> ChatSurface:
-    if config.chat.surface == "slack":
-        token, _, api_url = slack_settings()
-        return SlackSurface(web_client(token, api_url))
-    if config.chat.surface == "teams":
-        raise ConfigError(['chat.surface = "teams" is served by `hallmonitor run` (it needs the web app)'])
-
-    return ConsoleSurface()
-
-
-def _teams_configured(config: Config) -> bool:
-    """Teams is served when it delivers the cards, or when an app id is set (answers and actions only)."""
-    return config.chat.surface == "teams" or bool(os.environ.get("MICROSOFT_APP_ID"))
-
-
-def _slack_app(service: Service) -> AsyncApp | None:
-    """The bolt app when Slack is configured (always when chat.surface is slack), else None."""
-    if service.config.chat.surface != "slack" and not os.environ.get("SLACK_SIGNING_SECRET"):
-        return None
-
-    token, secret, api_url = slack_settings()
-    return build_slack_app(service, token=token, signing_secret=secret, client=web_client(token, api_url))
+def _service(config: Config, engine: Engine, *, web: bool, options: Options) -> tuple[Service, list[Kit]]:
+    """The service with every chat surface it runs (`hallmonitor.surfaces`). Teams needs the web
+    app to receive installs, so a one-off command leaves its deliveries waiting for `run`."""
+    names = wanted(config, web=web)
+    kits = build_kits([n for n in names if web or n != "teams"], options)
+    service = Service(config=config, engine=engine, surfaces={kit.name: kit.surface(engine) for kit in kits})
+    return service, kits
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -114,7 +100,11 @@ async def _doctor_surface(config: Config, engine: Engine) -> tuple[ChatSurface |
     if surface == "console":
         return ConsoleSurface(), [Finding("ok", "chat", "console: cards are printed by `hallmonitor run`")]
     if surface == "teams":
-        adapter, settings = make_adapter()
+        try:
+            adapter, settings = make_adapter()
+        except ConfigError as exc:  # outbound test messages only: say so, and still send them to the connector
+            adapter, settings = make_adapter(allow_unauthenticated=True)
+            return TeamsSurface(engine, adapter, settings.APP_ID), [Finding("warn", "chat teams", exc.problems[0])]
         return TeamsSurface(engine, adapter, settings.APP_ID), []
     try:
         token, _, api_url = slack_settings()
@@ -175,35 +165,36 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     config = _config(args)
+    options = Options(teams_without_auth=args.teams_local_testing_without_auth)
+    host = args.host
+    if options.teams_without_auth and "teams" in wanted(config, web=True) and not os.environ.get("MICROSOFT_APP_ID"):
+        host = "127.0.0.1"  # the opt-in never reaches beyond this machine
+        log.warning(
+            "teams_authentication_off: Teams requests are NOT verified (--teams-local-testing-without-auth); "
+            "listening on 127.0.0.1 only. Never use this in production."
+        )
     engine = _open(config)
-    teams = None
-    if _teams_configured(config):
-        adapter, settings = make_adapter()
-        surface = TeamsSurface(engine, adapter, settings.APP_ID) if config.chat.surface == "teams" else _surface(config)
-        service = Service(config=config, engine=engine, surface=surface)
-        teams = (adapter, HallMonitorTeamsBot(service))
-    else:
-        service = Service(config=config, engine=engine, surface=_surface(config))
-    app = create_app(service, slack=_slack_app(service), teams=teams)
-    if config.chat.surface == "console" and config.chat.read_commands and not args.no_commands:
-        commands = ConsoleCommands(engine=engine, config=config, platform=service.platform_call)
+    service, kits = _service(config, engine, web=True, options=options)
+    routers = [r for r in (kit.router(service) for kit in kits) if r is not None]
+    app = create_app(service, routers=routers)
+    if "console" in service.surfaces and config.chat.read_commands and not args.no_commands:
+        commands = ConsoleCommands(service)
         threading.Thread(target=commands.loop, name="console-commands", daemon=True).start()
         print(
             f"Hall Monitor is watching {len(config.accounts)} account(s). Type `help` for commands; "
-            f"health at http://{args.host}:{args.port}/healthz",
+            f"health at http://{host}:{args.port}/healthz",
             flush=True,
         )
     # idle keep-alive connections are closed after 5 s; bodies have their own read timeout (hallmonitor.edge)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", timeout_keep_alive=5)
     return 0
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
 
     config = _config(args)
-    service = Service(config=config, engine=_open(config), surface=_surface(config))
+    service, _ = _service(config, _open(config), web=False, options=Options())
 
     async def once() -> PollSummary:
         try:
@@ -225,22 +216,28 @@ def cmd_queue(args: argparse.Namespace) -> int:
         known = ", ".join(s.id for s in config.schools)
         raise HallMonitorError(f"no school has id {args.school!r} in {config.path}; use one of {known}")
     engine = _open(config)
+    now = utcnow()
     with session_scope(engine) as session:
-        rows = [_queue_row(config, item) for item in open_items(session, school_id=args.school)]
+        rows = [
+            _queue_row(config, item, view(session, config, item, None, Place.CHANNEL, now=now))
+            for item in open_items(session, school_id=args.school)
+        ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=None))
     else:
         for r in rows:
             print(
                 f"#{r['id']:<5} {r['category']:<12} reply={r['needs_reply']!s:<5} escalate={r['escalate']:<4} "
-                f"by={r['reply_by'] or '-':<25} {r['text'][:60]}"
+                f"by={r['reply_by'] or '-':<25} {(r['text'] or '(details withheld: safeguarding)')[:60]}"
             )
         if not rows:
             print("nothing open")
     return 0
 
 
-def _queue_row(config: Config, item: Item) -> dict[str, Any]:
+def _queue_row(config: Config, item: Item, card: Card | None) -> dict[str, Any]:
+    """A queue row as the moderators' shared view shows it: a safeguarding item's text, author
+    and link are withheld here too (the DSLs see them in their own messages)."""
     school = config.school(item.school_id)
     return {
         "id": item.id,
@@ -253,9 +250,9 @@ def _queue_row(config: Config, item: Item) -> dict[str, Any]:
         "needs_reply": item.needs_reply,
         "escalate": item.escalate,
         "reply_by": item.reply_by.astimezone(school.zone).isoformat() if item.reply_by else None,
-        "author": item.author,
-        "text": item.text,
-        "url": item.url,
+        "author": card.author if card else None,
+        "text": card.text if card else None,
+        "url": card.url if card else None,
         "received_at": item.received_at.isoformat(),
     }
 
@@ -402,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="port (default $PORT or 8000)")
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (default $HOST or 127.0.0.1)")
     p.add_argument("--no-commands", action="store_true", help="do not read console commands from stdin")
+    p.add_argument(
+        "--teams-local-testing-without-auth",
+        action="store_true",
+        help="LOCAL TESTING ONLY: serve Teams without MICROSOFT_APP_ID (requests unverified); binds 127.0.0.1",
+    )
     p.set_defaults(func=cmd_run, default_level="INFO")
     with_config(sub.add_parser("poll", help="one polling pass, then print a summary")).set_defaults(func=cmd_poll)
     with_config(

@@ -16,7 +16,7 @@ from typing import Literal
 
 import httpx
 
-from core.chat import Card, ChatSurface, Notification
+from core.chat import Card, ChatSurface, Notification, Place
 from core.config import AccountConfig, Config, Role
 from core.errors import PlatformError
 from hallmonitor.checks import readiness_problems, surface_of
@@ -120,7 +120,7 @@ def test_notes(config: Config, surface: str) -> list[tuple[str, Notification]]:
                 headline=f"Hall Monitor test message for {dsl.name} (DSL, {school.name})",
                 text="Safeguarding alerts will reach you here, and only here. Nothing to do.",
             )
-            note = Notification(0, "test", "dsl", school.id, card, recipients=[dsl], direct_only=True)
+            note = Notification(0, "test", "dsl", school.id, card, Place.DIRECT, recipient=dsl)
             notes.append((f"staff {dsl.id} (DSL)", note))
     return notes
 
@@ -135,7 +135,7 @@ def _note(config: Config, account: AccountConfig, channel: str | None) -> Notifi
         platform=account.platform,
     )
     school = config.school_of(account)
-    return Notification(0, "test", "moderators", school.id, card, channel=channel)
+    return Notification(0, "test", "moderators", school.id, card, Place.CHANNEL, channel=channel)
 
 
 async def send_tests(config: Config, surface: ChatSurface) -> list[Finding]:

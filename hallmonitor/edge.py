@@ -15,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.requests import Request
+
 log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
@@ -114,3 +116,14 @@ def read_json(body: bytes) -> Any:
         return json.loads(body)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def slack_headers_ok(request: Request) -> bool:
+    """Slack's signature headers in the shape Slack sends (digits; v0= and hex), checked before bolt
+    so a malformed one is a 401, never a crash inside the verifier."""
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    hexdigits = set("0123456789abcdef")
+    return (
+        timestamp.isascii() and timestamp.isdigit() and signature.startswith("v0=") and set(signature[3:]) <= hexdigits
+    )

@@ -29,7 +29,7 @@ from monitors.base import ActRequest
 from monitors.base import Source as Connector
 from monitors.http import USER_AGENT
 from storage.db import session_scope
-from storage.models import Outbox, Source
+from storage.models import Delivery, Outbox, Source
 from storage.queries import sync_config
 from storage.types import utcnow
 
@@ -38,9 +38,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Service:
+    """`surfaces` are the chat surfaces running in this process, by name (a school's deliveries
+    wait for its surfaces); `surface` is a shorthand for one."""
+
     config: Config
     engine: Engine
-    surface: ChatSurface
+    surface: ChatSurface | None = None
+    surfaces: dict[str, ChatSurface] = field(default_factory=dict)
     classifier: Classifier | None = None
     scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
@@ -49,6 +53,8 @@ class Service:
     _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
 
     def __post_init__(self) -> None:
+        if self.surface is not None:
+            self.surfaces.setdefault(self.surface.name, self.surface)
         if self.classifier is None:
             self.classifier = default_classifier()
         configure = getattr(self.classifier, "configure", None)
@@ -90,10 +96,28 @@ class Service:
                     check_clocks(session, config=self.config, now=utcnow())
                 self.scheduled_jobs(utcnow())
                 with session_scope(self.engine) as session:
-                    await deliver_pending(session, config=self.config, surface=self.surface, now=utcnow())
+                    await deliver_pending(session, config=self.config, surfaces=self.surfaces, now=utcnow())
             except Exception:
                 log.exception("notify_pass_crashed")
             return summary
+
+    async def deliver_updates(self, item_id: int | None) -> None:
+        """Send an item's pending card updates now (an update sent twice is harmless; a new
+        message never goes this way, so nobody gets a duplicate)."""
+        if item_id is None:
+            return
+        try:
+            with session_scope(self.engine) as session:
+                await deliver_pending(
+                    session,
+                    config=self.config,
+                    surfaces=self.surfaces,
+                    now=utcnow(),
+                    item_id=item_id,
+                    updates_only=True,
+                )
+        except Exception:
+            log.exception("update_pass_crashed item=%s", item_id)
 
     def platform_call(self, connector: Connector, request: ActRequest) -> str:
         """Run a connector's action on the service's event loop and shared client, from the worker
@@ -145,8 +169,14 @@ class Service:
     def health(self) -> dict[str, Any]:
         with session_scope(self.engine) as session:
             sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
-            pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
-            dead = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead"))
+            pending = (
+                session.scalar(select(func.count()).select_from(Delivery).where(col(Delivery.status) == "pending")) or 0
+            )
+            pending += (
+                session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending")) or 0
+            )
+            dead = session.scalar(select(func.count()).select_from(Delivery).where(col(Delivery.status) == "dead")) or 0
+            dead += session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead")) or 0
             rows = [
                 {
                     "account": s.account_id,

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from core.config import AccountConfig, Config, SchoolConfig
 from core.domain import NewItem
 from handlers.deadline import reply_by
+from handlers.routing import escalation_target
 from handlers.triage import Classifier, Verdict, default_classifier
 from storage.models import Escalation, Item, Outbox, Triage
 from storage.queries import insert_ignore, insert_ignore_many, known_external_ids, outbox_row
@@ -100,7 +101,12 @@ def ingest(
     if fresh:
         classifier.refresh_labels(session)
     texts = [n.text for n in fresh]
-    verdicts = dict(zip((n.external_id for n in fresh), classifier.classify_many(texts, school=school.id), strict=True))
+    verdicts = {
+        external_id: _routed(verdict)
+        for external_id, verdict in zip(
+            (n.external_id for n in fresh), classifier.classify_many(texts, school=school.id), strict=True
+        )
+    }
     rows = [
         {
             "school_id": school.id,
@@ -176,6 +182,12 @@ def ingest(
     return stats
 
 
+def _routed(verdict: Verdict) -> Verdict:
+    """The verdict with its escalation routed (a media enquiry goes to the head)."""
+    target = escalation_target(verdict.category, verdict.escalate)
+    return verdict if target == verdict.escalate else replace(verdict, escalate=target)
+
+
 def escalation_key(item_id: int, target: str, round_: int = 0) -> str:
     """The outbox key of an escalation ping: one first ping, then one per re-ping round."""
     return f"escalation:{item_id}:{target}:{round_}"
@@ -199,11 +211,10 @@ def escalation_rows(
     return row, ping
 
 
-def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str) -> None:
-    """Open an escalation (once per item and target) and queue its ping."""
+def escalate(session: Session, *, item: Item, target: str, reason: str, now: datetime) -> None:
+    """Open an escalation (once per item and target) and queue its ping. Its re-ping clock
+    starts now, when it was raised, not when the item arrived."""
     assert item.id is not None
-    row, ping = escalation_rows(
-        item_id=item.id, target=target, reason=reason, school_id=school_id, now=item.received_at
-    )
+    row, ping = escalation_rows(item_id=item.id, target=target, reason=reason, school_id=item.school_id, now=now)
     insert_ignore(session, Escalation, row)
     insert_ignore(session, Outbox, ping)

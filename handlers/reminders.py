@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from core.config import Config
 from handlers.pipeline import escalation_key
+from handlers.routing import reping_audience
 from storage.models import Item
 from storage.queries import enqueue, items_due_for_clock, open_escalations
 
@@ -56,8 +57,9 @@ def check_clocks(session: Session, *, config: Config, now: datetime) -> ClockSta
 
 
 def reping_escalations(session: Session, *, config: Config, now: datetime) -> int:
-    """Nobody acknowledged an escalation in time: ping again, widened to every SLT member and the DSL
-    (by direct message), once per round."""
+    """Nobody acknowledged an escalation in time: ping again by direct message, once per round, counted
+    from when the escalation was raised. Safeguarding re-pings go to the DSL and deputy DSLs only; an
+    SLT or head escalation widens to every SLT member and the head (`handlers.routing`)."""
     queued = 0
     for esc in open_escalations(session):
         item = session.get(Item, esc.item_id)
@@ -71,7 +73,7 @@ def reping_escalations(session: Session, *, config: Config, now: datetime) -> in
                 dedupe_key=escalation_key(esc.item_id, esc.target, round_),
                 school_id=school.id,
                 kind="escalation",
-                audience="leaders",
+                audience=reping_audience(esc.target),
                 item_id=item.id,
                 now=now,
                 payload={"reason": esc.reason, "target": esc.target, "round": round_},

@@ -24,7 +24,7 @@ from storage.models import Escalation, Item, Triage
 
 SAFEGUARDING = "safeguarding"
 DSL_ROLES = frozenset({Role.DSL, Role.DEPUTY_DSL})
-FULL_ROLES = frozenset({Role.MODERATOR, Role.SLT, Role.DSL, Role.DEPUTY_DSL})
+FULL_ROLES = frozenset({Role.MODERATOR, Role.SLT, Role.HEAD, Role.DSL, Role.DEPUTY_DSL})
 
 
 class Sight(StrEnum):
@@ -82,7 +82,9 @@ def item_view(
 
 
 def ever_safeguarding_ids(session: Session, item_ids: Iterable[int]) -> set[int]:
-    """Which of these items were ever triaged or escalated as safeguarding (now or in any past decision)."""
+    """Which of these items were ever triaged or escalated as safeguarding (now or in any past decision),
+    unless a DSL has since lifted the protection (audited; an item triaged safeguarding now stays protected
+    by `item_view` whatever its history)."""
     ids = list(set(item_ids))
     found: set[int] = set()
     for start in range(0, len(ids), 500):
@@ -102,6 +104,11 @@ def ever_safeguarding_ids(session: Session, item_ids: Iterable[int]) -> set[int]
                 )
             )
         )
+    if found:
+        lifted = session.scalars(
+            select(col(Item.id)).where(col(Item.id).in_(list(found)), col(Item.protection_lifted_at).is_not(None))
+        )
+        found.difference_update(lifted)
     return found
 
 

@@ -87,6 +87,8 @@ class Item(ItemBase, table=True):
     legal_hold_at: datetime | None = _ts()
     legal_hold_reason: str | None = Field(default=None, sa_type=Text)
     anonymised_at: datetime | None = _ts()  # content removed by the purge or an erasure; counts stay
+    protection_lifted_by: str | None = Field(default=None, max_length=64)  # a DSL lifted safeguarding protection
+    protection_lifted_at: datetime | None = _ts()
 
 
 class Triage(SQLModel, table=True):
@@ -146,21 +148,73 @@ class Escalation(SQLModel, table=True):
 
 
 class Outbox(SQLModel, table=True):
-    """Notifications waiting for a chat surface; kept until delivered."""
+    """What happened that people must hear about (one row per event, deduplicated by key).
+
+    It is fanned out into one `Delivery` per recipient and surface; `status` is `pending`
+    until that fan-out is written, then `fanned`. Each delivery is sent, retried and
+    dead-lettered on its own."""
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=256, unique=True)
     school_id: str = Field(max_length=64, index=True)
     item_id: int | None = Field(default=None, index=True)
     kind: str = Field(max_length=16)  # card / escalation / reminder / late / health
-    audience: str = Field(max_length=16)  # moderators / slt / dsl / head
+    audience: str = Field(max_length=16)  # moderators / slt / dsl / head / leaders / copies
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    status: str = Field(default="pending", max_length=8, index=True)
+    status: str = Field(default="pending", max_length=8, index=True)  # pending / fanned
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class Delivery(SQLModel, table=True):
+    """One recipient's copy of one outbox row on one surface: a person's direct message, a
+    channel post, or an update to a card already posted (`target` = person:<staff id>,
+    channel:<channel id> or copy:<CardCopy id>). A recipient who fails retries alone; after
+    `MAX_ATTEMPTS` it is `dead` and moderators get one health alert naming the person."""
+
+    __table_args__ = (UniqueConstraint("outbox_id", "surface", "target"),)
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    school_id: str = Field(max_length=64, index=True)
+    item_id: int | None = Field(default=None, index=True)
+    surface: str = Field(max_length=16)  # console / slack / teams
+    target: str = Field(max_length=300)
+    status: str = Field(default="pending", max_length=8, index=True)  # pending / sent / dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class CardCopy(SQLModel, table=True):
+    """A posted copy of an item's card (Slack channel + ts, Teams conversation + activity id),
+    with whose view it shows, so a change from any surface updates every copy with its own
+    viewer's view. `viewer` is the staff id of a direct message, None for a channel post."""
+
+    __table_args__ = (UniqueConstraint("surface", "conversation", "message_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    surface: str = Field(max_length=16)
+    place: str = Field(max_length=16)  # channel / direct
+    viewer: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=16)  # card / escalation / reminder / late
+    audience: str = Field(max_length=16)
+    conversation: str = Field(max_length=300)
+    message_id: str = Field(max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime | None = _ts()
+
+
+class SeenInteraction(SQLModel, table=True):
+    """A chat interaction already handled (Slack action_ts / trigger_id / view id, Teams
+    activity id): a replayed signed request finds its key here and does nothing."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
 
 
 class WebhookEvent(SQLModel, table=True):

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
 from core.config import Config
-from storage.models import Account, Audit, Escalation, Item, Outbox, School, Source
+from storage.models import Account, Audit, CardCopy, Delivery, Escalation, Item, Outbox, School, SeenInteraction, Source
 from storage.types import utcnow
 
 OPEN_STATUSES = ("open", "acknowledged")
@@ -164,6 +164,7 @@ def enqueue(
 
 
 def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
+    """Outbox rows not yet fanned out into deliveries."""
     stmt = (
         select(Outbox)
         .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
@@ -173,15 +174,72 @@ def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list
     return list(session.scalars(stmt))
 
 
+def add_deliveries(session: Session, *, outbox: Outbox, targets: list[tuple[str, str]], now: datetime) -> int:
+    """One delivery per (surface, target) of an outbox row, once (the unique key decides); then
+    the row is `fanned`. Returns how many deliveries were new."""
+    rows = [
+        {
+            "outbox_id": outbox.id,
+            "school_id": outbox.school_id,
+            "item_id": outbox.item_id,
+            "surface": surface,
+            "target": target,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for surface, target in dict.fromkeys(targets)
+    ]
+    added = insert_ignore_many(session, Delivery, rows)
+    mark_outbox(session, outbox_id=outbox.id or 0, status="fanned")
+    return len(added)
+
+
+def due_deliveries(
+    session: Session, *, now: datetime, surfaces: tuple[str, ...], item_id: int | None = None, limit: int = 200
+) -> list[Delivery]:
+    """Pending deliveries for these surfaces whose time has come, oldest first."""
+    stmt = select(Delivery).where(
+        col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now, col(Delivery.surface).in_(surfaces)
+    )
+    if item_id is not None:
+        stmt = stmt.where(col(Delivery.item_id) == item_id)
+    return list(session.scalars(stmt.order_by(col(Delivery.id)).limit(limit)))
+
+
+def mark_delivery(session: Session, *, delivery_id: int, **values: Any) -> None:
+    session.execute(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+
+
+def card_copies(session: Session, *, item_id: int) -> list[CardCopy]:
+    return list(session.scalars(select(CardCopy).where(col(CardCopy.item_id) == item_id).order_by(col(CardCopy.id))))
+
+
+def copy_at(session: Session, *, surface: str, conversation: str, message_id: str) -> CardCopy | None:
+    stmt = select(CardCopy).where(
+        col(CardCopy.surface) == surface,
+        col(CardCopy.conversation) == conversation,
+        col(CardCopy.message_id) == message_id,
+    )
+    return session.scalars(stmt).first()
+
+
+def first_time(session: Session, *, key: str, now: datetime) -> bool:
+    """True the first time an interaction key is seen (a replay finds it stored)."""
+    return bool(insert_ignore_many(session, SeenInteraction, [{"key": key[:300], "seen_at": now}], returning=("key",)))
+
+
 def open_items(session: Session, *, school_id: str | None = None, limit: int = 500) -> list[Item]:
-    """Items still needing attention, soonest reply-by first, escalations included."""
+    """Items still needing attention: escalations first, then soonest reply-by first."""
     stmt = select(Item).where(
         col(Item.status).in_(OPEN_STATUSES),
         or_(col(Item.needs_reply).is_(True), col(Item.escalate) != "none"),
     )
     if school_id:
         stmt = stmt.where(col(Item.school_id) == school_id)
-    stmt = stmt.order_by(col(Item.reply_by).asc().nulls_last(), col(Item.id)).limit(limit)
+    escalated = case((col(Item.escalate) != "none", 0), else_=1)
+    stmt = stmt.order_by(escalated, col(Item.reply_by).asc().nulls_last(), col(Item.id)).limit(limit)
     return list(session.scalars(stmt))
 
 

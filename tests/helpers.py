@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,27 +20,52 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
 from bot.notify import deliver_pending
-from core.chat import Notification
+from core.chat import Notification, Posted
 from core.config import Config
 from hallmonitor.cli import main
+from handlers.actions import ActionRequest, ActionResult, perform, run_act
 from handlers.polling import PollSummary, poll_once
 from storage.db import session_scope
 from storage.queries import sync_config
 
 
 class RecordingSurface:
-    """A ChatSurface that keeps what it was given (or fails on demand)."""
+    """A ChatSurface that keeps what it was given (or fails on demand, for everyone or for
+    named staff ids), and says where each message went so copies can be updated. It stands
+    for a private chat surface ("slack") unless named "console" (a shared place)."""
 
-    name = "console"
-
-    def __init__(self) -> None:
+    def __init__(self, name: str = "slack") -> None:
+        self.name = name
         self.notes: list[Notification] = []
         self.fail = False
+        self.fail_for: set[str] = set()
 
-    async def deliver(self, note: Notification) -> None:
-        if self.fail:
+    async def deliver(self, note: Notification) -> Posted | None:
+        if self.fail or (note.recipient is not None and note.recipient.id in self.fail_for):
             raise ConnectionError("chat service down")
         self.notes.append(note)
+        if note.copy is not None:
+            return None
+        where = note.channel or f"D-{note.recipient.id if note.recipient else '?'}"
+        return Posted(where, f"m{len(self.notes)}")
+
+
+@dataclass
+class LocalRuntime:
+    """The `Runtime` a chat core needs, without the scheduler (console tests)."""
+
+    config: Config
+    engine: Engine
+    surfaces: dict[str, Any] = field(default_factory=dict)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "sources": [], "failing": 0, "outbox_pending": 0}
+
+    async def deliver_updates(self, item_id: int | None) -> None:
+        return None
+
+    def platform_call(self, connector: Any, request: Any) -> str:
+        return run_act(connector, request)
 
 
 def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any) -> PollSummary:
@@ -52,10 +79,10 @@ def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any)
     return asyncio.run(go())
 
 
-def deliver(engine: Engine, config: Config, surface: RecordingSurface, now: datetime) -> Any:
+def deliver(engine: Engine, config: Config, surface: Any, now: datetime) -> Any:
     async def go() -> Any:
         with session_scope(engine) as session:
-            return await deliver_pending(session, config=config, surface=surface, now=now)
+            return await deliver_pending(session, config=config, surfaces=surface, now=now)
 
     return asyncio.run(go())
 
@@ -68,6 +95,25 @@ def count(engine: Engine, model: type[SQLModel], *where: Any) -> int:
         return int(session.scalar(stmt) or 0)
 
 
+def request(action: str, item_id: int | None, argument: str | None = None, *, actor: str = "amira") -> ActionRequest:
+    """A typed request from the old one-string argument: the reply text, the delete reason (or
+    the delete modal's JSON), the category, or the escalation target."""
+    base = ActionRequest(actor=actor, action=action, item_id=item_id, surface="test")
+    if action == "delete":
+        try:
+            details = json.loads(argument or "")
+            return ActionRequest(
+                actor, action, item_id, "test", reason=details.get("reason"), tell_audience=details.get("tell_audience")
+            )
+        except (ValueError, AttributeError):
+            return ActionRequest(actor, action, item_id, "test", reason=argument)
+    if action in ("recategorise", "not_abuse"):
+        return ActionRequest(actor, action, item_id, "test", category=argument)
+    if action == "escalate":
+        return ActionRequest(actor, action, item_id, "test", target=argument)
+    return ActionRequest(actor, action, item_id, "test", text=argument) if argument is not None else base
+
+
 def act(
     engine: Engine,
     config: Config,
@@ -77,20 +123,14 @@ def act(
     *,
     actor: str = "amira",
     now: datetime | None = None,
-) -> Any:
+) -> ActionResult:
     """Run one action through the shared action function, as a moderator by default."""
-    from handlers.actions import perform
-
     with session_scope(engine) as session:
         return perform(
             session,
             config=config,
-            actor=actor,
-            action=action,
-            item_id=item_id,
-            surface="test",
+            request=request(action, item_id, argument, actor=actor),
             now=now or datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
-            argument=argument,
         )
 
 

@@ -21,6 +21,8 @@ class MockSlack:
         self.file_count = 0
         self.fail_next = 0
         self.rate_limit_next = 0
+        self.fail_users: set[str] = set()  # conversations.open fails (HTTP 500) for these user ids
+        self.posted = 0
         self._lock = threading.Lock()
         mock = self
 
@@ -48,11 +50,13 @@ class MockSlack:
                         mock.rate_limit_next -= 1
                         self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
                         return
-                    if mock.fail_next:
-                        mock.fail_next -= 1
+                    if mock.fail_next or (method == "conversations.open" and data.get("users") in mock.fail_users):
+                        mock.fail_next = max(0, mock.fail_next - 1)
                         self._send(500, {"ok": False, "error": "internal_error"})
                         return
                     mock.calls.append((method, data))
+                    if method == "chat.postMessage":
+                        mock.posted += 1
                 self._send(200, mock.answer(method, data))
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -78,6 +82,10 @@ class MockSlack:
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "hallmonitor"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "X"))}}
+        if method == "chat.postMessage":  # each message its own ts, as Slack does
+            return {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self.posted:06d}"}
+        if method == "chat.update":
+            return {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
         if method == "files.getUploadURLExternal":
             self.file_count += 1
             file_id = f"F{self.file_count}"
@@ -86,8 +94,6 @@ class MockSlack:
             files = data.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
-        if method in ("chat.postMessage", "chat.update"):
-            return {"ok": True, "channel": data.get("channel"), "ts": "1700000000.000100"}
         return {"ok": True}
 
     def called(self, method: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
 from storage.models import Item
 from tests.conftest import REPO, SHARED, account_block
-from tests.helpers import poll
+from tests.helpers import poll, request
 
 SAT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -140,16 +140,7 @@ def test_moderator_labels_teach_the_school_classifier(
     with session_scope(engine) as s:
         item = s.scalars(select(Item)).one()
         first = item.category
-        perform(
-            s,
-            config=config,
-            actor="amira",
-            action="recategorise",
-            item_id=item.id or 0,
-            surface="t",
-            now=SAT,
-            argument="praise",
-        )
+        perform(s, config=config, request=request("recategorise", item.id, "praise"), now=SAT)
     with session_scope(engine) as s:
         learner.refresh_labels(s)
     verdict = learner.classify("Our caretaker Dave is an absolute legend, mad as a box of frogs!!", school="northgate")

@@ -104,7 +104,7 @@ def test_check_config_command_on_example() -> None:
         text=True,
         check=True,
     ).stdout
-    assert "OK: 1 school(s), 2 account(s), 4 staff" in out
+    assert "OK: 1 school(s), 2 account(s), 5 staff" in out
 
 
 def test_database_url_prefers_the_environment_and_the_shipped_driver(monkeypatch: pytest.MonkeyPatch) -> None:

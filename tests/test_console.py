@@ -13,7 +13,7 @@ from bot.console import ConsoleCommands, ConsoleSurface
 from storage.db import session_scope
 from storage.models import Audit, Item
 from tests.conftest import account_block
-from tests.helpers import deliver, poll
+from tests.helpers import LocalRuntime, deliver, poll
 
 SAT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>
@@ -29,7 +29,7 @@ def test_console_commands_act_through_perform(write_config, engine: Engine, tmp_
     poll(engine, config, now=SAT)
     with session_scope(engine) as s:
         ids = {i.external_id: i.id for i in s.scalars(select(Item))}
-    console = ConsoleCommands(engine=engine, config=config, out=io.StringIO(), clock=lambda: SAT)
+    console = ConsoleCommands(LocalRuntime(config, engine), out=io.StringIO(), clock=lambda: SAT)
     assert console.handle("whoami") == "acting as amira"
     assert "When is the nativity?" in console.handle("queue")
     assert console.handle(f"ack {ids['q']}") == "ok: Acknowledged by amira."

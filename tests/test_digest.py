@@ -43,9 +43,12 @@ def _queue(config: Config, engine: Engine, now: datetime) -> int:
 
 
 def _deliver(config: Config, engine: Engine, surface: Any, now: datetime) -> Any:
+    """Deliver through `surface`, with the schools on that surface (one delivery per person and surface)."""
+    config = config.model_copy(update={"chat": config.chat.model_copy(update={"surface": surface.name})})
+
     async def go() -> Any:
         with session_scope(engine) as session:
-            return await deliver_pending(session, config=config, surface=surface, now=now)
+            return await deliver_pending(session, config=config, surfaces=surface, now=now)
 
     return asyncio.run(go())
 
@@ -112,10 +115,10 @@ def test_digest_to_mock_bot_connector_with_the_chart_inline(trust: tuple[Config,
                         },
                     )
                 )
-        adapter, settings = make_adapter()
+        adapter, settings = make_adapter(allow_unauthenticated=True)
         stats = _deliver(config, engine, TeamsSurface(engine, adapter, settings.APP_ID), DIGEST_AT)
         sent = [(unquote(path), body) for method, path, body in connector.sent() if method == "POST"]
-    assert stats.sent == 1 and stats.failed == 1  # Kirkton's SLT has no Teams chat with the bot yet: retried later
+    assert stats.sent == 1 and stats.dead == 1  # Kirkton's SLT has no teams_user: dead-lettered, moderators told
     ((path, body),) = sent
     assert path == "/v3/conversations/a:personal-aad-helen/activities"
     card, *images = body["attachments"]

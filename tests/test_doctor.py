@@ -13,11 +13,11 @@ import httpx
 import pytest
 import respx
 
-from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
 from hallmonitor.app import create_app
 from hallmonitor.cli import main
 from hallmonitor.doctor import token_expiry
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, TeamsKit
 from monitors.graph import DEFAULT_GRAPH
 from monitors.registry import load_config
 from storage.db import open_database
@@ -89,9 +89,9 @@ def test_doctor_send_test_against_the_mock_bot_connector(
     config = load_config(path)
     engine = open_database(config.database())
     with MockConnector() as connector:
-        adapter, settings = make_adapter()
-        service = Service(config=config, engine=engine, surface=TeamsSurface(engine, adapter, settings.APP_ID))
-        app = create_app(service, start_scheduler=False, teams=(adapter, HallMonitorTeamsBot(service)))
+        kit = TeamsKit(Options(teams_without_auth=True))
+        service = Service(config=config, engine=engine, surfaces={"teams": kit.surface(engine)})
+        app = create_app(service, start_scheduler=False, routers=[kit.router(service)])
 
         async def install() -> None:  # the app added to the channel, and the DSL saying hello in a chat
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hm.test") as c:

@@ -19,11 +19,10 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, select
 
-from bot.slack import build_slack_app, web_client
-from bot.teams import HallMonitorTeamsBot, make_adapter
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, SlackKit, TeamsKit
 from handlers.webhooks import prune_processed
 from storage.db import session_scope
 from storage.models import WebhookEvent
@@ -40,11 +39,14 @@ def _limited(cfg: Config, **service: Any) -> Config:
 
 
 def _app(cfg: Config, engine: Engine) -> Any:
+    """The real app with the Slack and Teams routes from the surface registry (Teams with the local opt-in)."""
     service = Service(config=cfg, engine=engine, surface=RecordingSurface())
-    client = web_client("xoxb-test", "http://127.0.0.1:9/api/")
-    slack = build_slack_app(service, token="xoxb-test", signing_secret="slack-secret", client=client)
-    adapter, _ = make_adapter()
-    return create_app(service, start_scheduler=False, slack=slack, teams=(adapter, HallMonitorTeamsBot(service)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+        env.setenv("SLACK_SIGNING_SECRET", "slack-secret")
+        env.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")
+        kits = [SlackKit(Options()), TeamsKit(Options(teams_without_auth=True))]
+    return create_app(service, start_scheduler=False, routers=[kit.router(service) for kit in kits])
 
 
 def _client(app: Any) -> httpx.AsyncClient:

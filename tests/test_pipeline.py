@@ -14,10 +14,11 @@ from sqlmodel import col, select
 
 from handlers.actions import perform, snapshot
 from handlers.reminders import check_clocks
+from monitors.registry import load_config
 from storage.db import session_scope
-from storage.models import Audit, Escalation, Evidence, Item, Outbox, Source, Triage
+from storage.models import Audit, Delivery, Escalation, Evidence, Item, Outbox, Source, Triage
 from tests.conftest import FEEDS, account_block
-from tests.helpers import RecordingSurface, count, deliver, poll
+from tests.helpers import RecordingSurface, count, deliver, poll, request
 
 URL = "https://northgate.example/comments/feed"
 SAT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -36,7 +37,12 @@ COMMENTS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Comments</
 
 @pytest.fixture
 def config(write_config, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return write_config(account_block("blog", [URL]))
+    """The school on a chat surface with private messages (delivered to a RecordingSurface("slack"))."""
+    written = write_config(account_block("blog", [URL]) + 'channel = { slack = "CMOD" }\n')
+    written.path.write_text(
+        written.path.read_text().replace('nation = "england"', 'nation = "england"\nsurface = "slack"')
+    )
+    return load_config(written.path)
 
 
 @respx.mock
@@ -82,15 +88,16 @@ def test_notifications_reach_the_right_people_and_safeguarding_stays_private(con
     stats = deliver(engine, config, surface, SAT)
     assert stats.sent == 6 and stats.failed == 0  # 4 cards + SLT ping + DSL ping
     dsl = [n for n in surface.notes if n.audience == "dsl"]
-    assert len(dsl) == 1 and dsl[0].direct_only and dsl[0].channel is None
-    assert [p.id for p in dsl[0].recipients] == ["dana"]
+    assert len(dsl) == 1 and dsl[0].place == "direct" and dsl[0].channel is None
+    assert dsl[0].recipient is not None and dsl[0].recipient.id == "dana"
     assert "step-dad" in (dsl[0].card.text or "") and dsl[0].card.media_urls == []
     channel_card = next(n for n in surface.notes if n.audience == "moderators" and n.card.category == "safeguarding")
     assert "step-dad" not in (channel_card.card.text or "") and channel_card.card.media_urls == []
     slt = next(n for n in surface.notes if n.audience == "slt")
-    assert [p.id for p in slt.recipients] == ["helen"]
+    assert slt.recipient is not None and slt.recipient.id == "helen"
     assert slt.card.buttons[0].action == "ack_escalation"
     assert count(engine, Outbox, col(Outbox.status) == "pending") == 0
+    assert count(engine, Delivery, col(Delivery.status) == "sent") == 6
 
 
 @respx.mock
@@ -100,7 +107,7 @@ def test_a_chat_outage_loses_nothing(config, engine: Engine) -> None:  # type: i
     surface = RecordingSurface()
     surface.fail = True
     assert deliver(engine, config, surface, SAT).failed == 6
-    assert count(engine, Outbox, col(Outbox.status) == "pending", col(Outbox.attempts) == 1) == 6
+    assert count(engine, Delivery, col(Delivery.status) == "pending", col(Delivery.attempts) == 1) == 6
     surface.fail = False
     assert deliver(engine, config, surface, SAT).sent == 0  # backing off
     assert deliver(engine, config, surface, SAT + timedelta(minutes=1)).sent == 6
@@ -163,11 +170,11 @@ def test_reminder_then_late_ping_each_once(write_config, engine: Engine, tmp_pat
         with session_scope(engine) as s:
             stats = check_clocks(s, config=config, now=when)
         assert (stats.reminders, stats.late) == (reminders, late), when
-    surface = RecordingSurface()
+    surface = RecordingSurface("console")
     deliver(engine, config, surface, tue + timedelta(hours=30))
-    late_note = next(n for n in surface.notes if n.kind == "late")
-    assert {p.id for p in late_note.recipients} == {"helen", "amira", "ben"}
-    assert late_note.card.countdown and late_note.card.countdown.startswith("late by")
+    late = [n for n in surface.notes if n.kind == "late"]
+    assert {n.to for n in late} == {"DM to Helen Moore", "#moderators"}  # SLT by DM, moderators in their channel
+    assert all(n.card.countdown and n.card.countdown.startswith("late by") for n in late)
 
 
 @respx.mock
@@ -179,16 +186,7 @@ def test_actions_check_roles_on_the_server_and_are_audited(config, engine: Engin
 
     def act(actor: str, action: str, key: str, argument: str | None = None) -> tuple[bool, str]:
         with session_scope(engine) as s:
-            r = perform(
-                s,
-                config=config,
-                actor=actor,
-                action=action,
-                item_id=ids[key],
-                surface="test",
-                now=SAT,
-                argument=argument,
-            )
+            r = perform(s, config=config, request=request(action, ids[key], argument, actor=actor), now=SAT)
         return r.ok, r.message
 
     assert act("sam", "acknowledge", "c1") == (False, "Only this account's designated moderators can do that.")
@@ -221,7 +219,7 @@ def test_audit_and_evidence_are_append_only(config, engine: Engine) -> None:  # 
         item = s.scalars(select(Item).where(col(Item.external_id) == "c3")).one()
         evidence = snapshot(s, item=item, reason="delete")
         assert evidence.snapshot["text"].startswith("My friend") and evidence.snapshot["media_links"] == []
-        perform(s, config=config, actor="amira", action="acknowledge", item_id=item.id or 0, surface="t", now=SAT)
+        perform(s, config=config, request=request("acknowledge", item.id), now=SAT)
     for statement in (
         "UPDATE audit SET actor = 'x'",
         "DELETE FROM audit",
@@ -268,18 +266,17 @@ def test_unacknowledged_escalations_are_repinged_to_a_wider_circle(config, engin
         perform(
             s,
             config=config,
-            actor="dana",
-            action="ack_escalation",
-            item_id=disclosure.id or 0,
-            surface="t",
+            request=request("ack_escalation", disclosure.id, actor="dana"),
             now=SAT + timedelta(minutes=45),
         )
         assert check_clocks(s, config=config, now=SAT + timedelta(minutes=61)).repings == 1  # only the abuse one
     surface = RecordingSurface()
     deliver(engine, config, surface, SAT + timedelta(hours=2))
     widened = [n for n in surface.notes if n.audience == "leaders"]
-    assert widened and all(n.direct_only for n in widened)
-    assert {p.id for p in widened[0].recipients} == {"helen", "dana"}
+    assert widened and all(n.place == "direct" for n in widened)
+    assert {n.recipient.id for n in widened if n.recipient} == {"helen"}  # abuse: every SLT member, never the DSL
+    safeguarding = [n for n in surface.notes if n.kind == "escalation" and n.card.category == "safeguarding"]
+    assert {n.recipient.id for n in safeguarding if n.recipient} == {"dana"}  # re-pings stay with the DSLs
 
 
 @respx.mock
@@ -295,9 +292,7 @@ def test_every_action_but_acknowledging_escalations_is_for_moderators_only(
         item = s.scalars(select(Item)).first()
         assert item is not None
         for actor in ("sam", "helen", "dana"):  # staff, SLT and DSL are not this account's moderators
-            result = perform(
-                s, config=config, actor=actor, action=action, item_id=item.id or 0, surface="t", now=SAT, argument="x"
-            )
+            result = perform(s, config=config, request=request(action, item.id, "x", actor=actor), now=SAT)
             assert not result.ok and "designated moderators" in result.message
 
 

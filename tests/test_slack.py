@@ -20,12 +20,12 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.notify import deliver_pending
-from bot.slack import SlackSurface, build_slack_app, web_client
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, SlackKit
 from storage.db import session_scope
-from storage.models import Audit, Item, Outbox
+from storage.models import Audit, Delivery, Item
 from storage.types import utcnow
 from tests.conftest import BASE_CONFIG, SHARED, account_block
 from tests.mock_slack import MockSlack
@@ -77,16 +77,19 @@ def signed(body: str, *, secret: str = SECRET, age: int = 0, content_type: str) 
 
 
 class Harness:
+    """The real service and ASGI app with the Slack kit from the registry (env: mock Web API)."""
+
     def __init__(self, config: Config, engine: Engine, mock: MockSlack) -> None:
-        client = web_client("xoxb-test", mock.url)
-        self.service = Service(config=config, engine=engine, surface=SlackSurface(client))
-        self.app = create_app(
-            self.service,
-            start_scheduler=False,
-            slack=build_slack_app(self.service, token="xoxb-test", signing_secret=SECRET, client=client),
-        )
+        kit = SlackKit(Options())
+        self.service = Service(config=config, engine=engine, surfaces={"slack": kit.surface(engine)})
+        self.app = create_app(self.service, start_scheduler=False, routers=[kit.router(self.service)])
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://hm.test")
         self.mock = mock
+        self.n = 0
+
+    def unique(self) -> str:
+        self.n += 1
+        return f"{time.time():.6f}{self.n}"
 
     async def post(self, form: dict[str, str], **kw: Any) -> httpx.Response:
         body = urlencode(form)
@@ -103,33 +106,44 @@ class Harness:
                 "team_id": "T1",
                 "channel_id": "CX",
                 "response_url": self.mock.url + "response",
-                "trigger_id": "t",
+                "trigger_id": f"trig-{self.unique()}",
                 "api_app_id": "A1",
                 "token": "x",
             }
         )
 
-    async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
-        payload = {
+    def click_payload(
+        self, user: str, action: str, value: str, *, channel: str = "CMOD", ts: str = "1700.1", team: str = "T1"
+    ) -> dict[str, Any]:
+        """A block_actions payload as Slack sends it: each click its own trigger_id and action_ts."""
+        return {
             "type": "block_actions",
             "user": {"id": user},
-            "team": {"id": "T1"},
+            "team": {"id": team},
             "api_app_id": "A1",
             "token": "x",
-            "trigger_id": "t",
-            "container": {"type": "message", "channel_id": "CMOD", "message_ts": "1700.1"},
-            "channel": {"id": "CMOD"},
+            "trigger_id": f"trig-{self.unique()}",
+            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+            "channel": {"id": channel},
             "actions": [
                 {
                     "action_id": f"hm:{action}",
-                    "value": str(item_id),
+                    "value": value,
                     "type": "button",
                     "block_id": "b",
-                    "action_ts": "1",
+                    "action_ts": self.unique(),
                 }
             ],
         }
-        return await self.post({"payload": json.dumps(payload)}, **kw)
+
+    async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
+        where = {k: kw.pop(k) for k in ("channel", "ts", "team") if k in kw}
+        return await self.post({"payload": json.dumps(self.click_payload(user, action, str(item_id), **where))}, **kw)
+
+    def posted_ts(self, posted: dict[str, Any]) -> str:
+        """The ts the mock answered for this chat.postMessage call."""
+        calls = [d for m, d in self.mock.calls if m == "chat.postMessage"]
+        return f"1700000000.{calls.index(posted) + 1:06d}"
 
     async def wait_for(self, method: str, n: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -181,8 +195,9 @@ def test_a_moderator_click_acts_updates_the_card_and_is_audited(
         response = await h.click("UAMIRA", "acknowledge", item)  # bench/slack.py measures how fast
         assert response.status_code == 200
         update = (await h.wait_for("chat.update"))[0]
-        assert update["channel"] == "CMOD" and update["ts"] == "1700.1"
-        assert "Acknowledged by amira" in json.dumps(update["blocks"])
+        posted = next(p for p in mock.called("chat.postMessage") if "nativity" in json.dumps(p["blocks"]))
+        assert update["channel"] == "CMOD" and update["ts"] == h.posted_ts(posted)
+        assert "acknowledged by amira" in json.dumps(update["blocks"])
         refused = await h.click("USAM", "close", item)
         assert refused.status_code == 200
         ephemeral = (await h.wait_for("chat.postEphemeral"))[0]
@@ -231,13 +246,13 @@ def test_a_slack_outage_or_rate_limit_loses_nothing(config: Config, engine: Engi
         mock.fail_next = 1000
         await h.service.tick(all_sources=True)
         with session_scope(engine) as s:
-            pending = s.scalars(select(Outbox).where(col(Outbox.status) == "pending")).all()
+            pending = s.scalars(select(Delivery).where(col(Delivery.status) == "pending")).all()
             assert len(pending) == 5 and all(p.attempts == 1 for p in pending)
         mock.fail_next = 0
         mock.rate_limit_next = 1  # one 429 with Retry-After: the client waits and retries
         with session_scope(engine) as s:
             stats = await deliver_pending(
-                s, config=config, surface=h.service.surface, now=utcnow() + timedelta(minutes=1)
+                s, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=1)
             )
         assert stats.sent == 5 and stats.failed == 0
         await h.http.aclose()
@@ -278,7 +293,7 @@ def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engin
             "team": {"id": "T1"},
             "api_app_id": "A1",
             "token": "x",
-            "trigger_id": "trig",
+            "trigger_id": "trig-menu",
             "channel": {"id": "CMOD"},
             "container": {"type": "message", "channel_id": "CMOD", "message_ts": "1700.2"},
         }
@@ -296,7 +311,7 @@ def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engin
         )
         assert (await h.post({"payload": json.dumps(select_payload)})).status_code == 200
         update = (await h.wait_for("chat.update"))[0]
-        assert "Re-categorised as praise by amira" in json.dumps(update["blocks"])
+        assert "Praise on blog" in json.dumps(update["blocks"])
         await h.click("UAMIRA", "reply", item)
         view = (await h.wait_for("views.open"))[0]["view"]
         assert view["callback_id"] == "hm_reply"
@@ -348,7 +363,7 @@ def test_policy_answer_offers_choice_buttons_that_answer_the_follow_up(
             "team": {"id": "T1"},
             "api_app_id": "A1",
             "token": "x",
-            "trigger_id": "t",
+            "trigger_id": "trig-choice",
             "response_url": mock.url + "response",
             "container": {"type": "message", "message_ts": "1", "channel_id": "CX", "is_ephemeral": True},
             "actions": [
@@ -383,7 +398,7 @@ def test_slash_command_web_sends_a_sign_in_link_by_dm(
         reply = (await h.wait_for("response"))[0]
         assert reply["response_type"] == "ephemeral" and "sent you a sign-in link" in reply["text"]
         with session_scope(engine) as s:
-            await deliver_pending(s, config=config, surface=h.service.surface, now=datetime.now(UTC))
+            await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=datetime.now(UTC))
         await h.http.aclose()
 
     asyncio.run(go())

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.teams import HallMonitorTeamsBot, TeamsSurface, make_adapter
+from bot.teams import HallMonitorTeamsBot, make_adapter
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, TeamsKit
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Audit, Item, TeamsConversation
@@ -78,10 +79,12 @@ def activity(connector: MockConnector, kind: str, *, who: str, channel: bool, **
 
 
 class Harness:
+    """The real service and ASGI app with the Teams kit from the registry (local-testing opt-in)."""
+
     def __init__(self, config: Config, engine: Engine) -> None:
-        adapter, settings = make_adapter()
-        self.service = Service(config=config, engine=engine, surface=TeamsSurface(engine, adapter, settings.APP_ID))
-        self.app = create_app(self.service, start_scheduler=False, teams=(adapter, HallMonitorTeamsBot(self.service)))
+        kit = TeamsKit(Options(teams_without_auth=True))
+        self.service = Service(config=config, engine=engine, surfaces={"teams": kit.surface(engine)})
+        self.app = create_app(self.service, start_scheduler=False, routers=[kit.router(self.service)])
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://hm.test")
 
     async def send(self, body: dict[str, Any], auth: str | None = None) -> httpx.Response:
@@ -224,7 +227,6 @@ def test_bot_logic_with_botbuilders_test_adapter(config: Config, engine: Engine)
     from botbuilder.core.adapters import TestAdapter
     from botbuilder.schema import Activity, ChannelAccount
 
-    from bot.teams import HallMonitorTeamsBot
     from tests.helpers import RecordingSurface
 
     bot = HallMonitorTeamsBot(Service(config=config, engine=engine, surface=RecordingSurface()))
@@ -289,6 +291,121 @@ def test_an_unreachable_teams_service_is_logged_not_a_crash(
     assert "teams_turn_failed" in caplog.text and "teams_apology_not_sent" in caplog.text
 
 
+def _invoke(connector: MockConnector, who: str, verb: str, *, channel: bool, **data: Any) -> dict[str, Any]:
+    return activity(
+        connector,
+        "invoke",
+        who=who,
+        channel=channel,
+        name="adaptiveCard/action",
+        value={"action": {"type": "Action.Execute", "verb": verb, "data": data}},
+    )
+
+
+def test_refresh_is_each_viewers_own_view_and_forms_use_input_fields(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    async def go() -> dict[str, Any]:
+        h = Harness(config, engine)
+        await h.send(activity(connector, "conversationUpdate", who="aad-amira", channel=True, membersAdded=[]))
+        await h.send(activity(connector, "message", who="aad-dana", channel=False, text="hello"))
+        await h.service.tick(all_sources=True)
+        with session_scope(engine) as s:
+            ids = {i.external_id: i.id for i in s.scalars(select(Item))}
+        out = {}
+        for key, who, in_channel in (
+            ("dsl_dm", "aad-dana", False),
+            ("dsl_channel", "aad-dana", True),
+            ("moderator", "aad-amira", True),
+            ("stranger", "aad-nobody", False),
+        ):
+            response = await h.send(_invoke(connector, who, "hm:refresh", channel=in_channel, item=ids["s"]))
+            out[key] = json.dumps(response.json()["value"])
+        channel_card = next(
+            b["attachments"][0]["content"]
+            for m, p, b in connector.sent()
+            if m == "POST" and CHANNEL in unquote(p) and "nativity" in json.dumps(b)
+        )
+        out["card"] = channel_card
+        reply = await h.send(
+            _invoke(connector, "aad-amira", "hm:reply", channel=True, item=ids["q"], reply_text="Thursday at 2pm")
+        )
+        out["reply"] = json.dumps(reply.json()["value"])
+        fallback = activity(
+            connector, "message", who="aad-sam", channel=True, value={"verb": "hm:close", "item": ids["q"]}
+        )
+        before = len(connector.sent())
+        await h.send(fallback)  # Action.Submit fallback in a channel by a non-moderator
+        out["fallback_posts"] = len(connector.sent()) - before  # type: ignore[assignment]
+        await h.http.aclose()
+        return out
+
+    out = asyncio.run(go())
+    assert "send him photos" in out["dsl_dm"] and "Acknowledge escalation" in out["dsl_dm"]
+    assert "send him photos" not in out["dsl_channel"] and "passed to the DSL" in out["dsl_channel"]
+    assert "send him photos" not in out["moderator"]
+    assert "nothing here for you" in out["stranger"] and "Safeguarding" not in out["stranger"]
+    card = out["card"]
+    assert card["version"] == "1.5"
+    forms = {a["title"]: a for a in card["actions"] if a["type"] == "Action.ShowCard"}
+    assert "Re-categorise" in forms
+    inputs = [i["type"] for a in forms.values() for i in a["card"]["body"]]
+    assert "Input.ChoiceSet" in inputs
+    assert all(x["type"] == "Action.Execute" for a in forms.values() for x in a["card"]["actions"])
+    assert "rss does not let us reply" in out["reply"]  # the typed text arrived; the platform cannot reply
+    assert out["fallback_posts"] == 0  # a refusal is never posted to the channel
+    with session_scope(engine) as s:
+        audit = [(a.actor, a.action, a.outcome) for a in s.scalars(select(Audit).order_by(col(Audit.id)))]
+        reply_row = s.scalars(select(Audit).where(col(Audit.action) == "reply")).one()
+    assert ("sam", "close", "refused") in audit and reply_row.detail["text"] == "Thursday at 2pm"
+
+
+def test_a_person_who_never_opened_teams_is_named_to_the_moderators(
+    config: Config, engine: Engine, connector: MockConnector
+) -> None:
+    from datetime import timedelta
+
+    from bot.notify import deliver_pending
+    from storage.models import Delivery, Outbox
+    from storage.types import utcnow
+
+    async def go() -> None:
+        h = Harness(config, engine)
+        await h.send(activity(connector, "conversationUpdate", who="aad-amira", channel=True, membersAdded=[]))
+        await h.service.tick(all_sources=True)  # nobody opened their personal chat: DMs cannot go
+        for minutes in (5, 30, 90):
+            with session_scope(engine) as s:
+                await deliver_pending(
+                    s, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=minutes)
+                )
+        await h.http.aclose()
+
+    asyncio.run(go())
+    with session_scope(engine) as s:
+        dead = {d.target for d in s.scalars(select(Delivery).where(col(Delivery.status) == "dead"))}
+        alerts = [o.payload["text"] for o in s.scalars(select(Outbox).where(col(Outbox.kind) == "health"))]
+    assert dead == {"person:dana"}  # the DSL's safeguarding ping (no SLT escalation in this feed)
+    assert len(alerts) == 1 and "Dana Price has not opened Hall Monitor in Teams" in alerts[0]
+    posts = [b for m, p, b in connector.sent() if m == "POST" and CHANNEL in unquote(p)]
+    assert any("Dana Price has not opened Hall Monitor in Teams" in json.dumps(b) for b in posts)
+
+
+def test_teams_without_an_app_id_needs_the_local_testing_opt_in(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import ConfigError
+    from hallmonitor.cli import main
+
+    with pytest.raises(ConfigError, match="MICROSOFT_APP_ID is not set"):
+        make_adapter()
+    assert config.path is not None
+    assert main(["run", "--config", str(config.path), "--port", "0", "--host", "0.0.0.0"]) == 2  # refuses to start
+    started: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(kw))
+    assert main(["run", "--config", str(config.path), "--host", "0.0.0.0", "--teams-local-testing-without-auth"]) == 0
+    assert started["host"] == "127.0.0.1"  # the opt-in never listens beyond this machine
+
+
 def test_web_in_personal_chat_sends_a_sign_in_link(
     config: Config, engine: Engine, connector: MockConnector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,7 +419,7 @@ def test_web_in_personal_chat_sends_a_sign_in_link(
         from storage.types import utcnow
 
         with session_scope(engine) as s:
-            stats = await deliver_pending(s, config=config, surface=h.service.surface, now=utcnow())
+            stats = await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=utcnow())
         assert stats.sent == 1
         await h.http.aclose()
 

@@ -17,10 +17,10 @@ from botframework.connector.auth import jwt_token_extractor
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine
 
-from bot.teams import HallMonitorTeamsBot, make_adapter
 from hallmonitor import teams_keys
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from hallmonitor.surfaces import Options, TeamsKit
 from hallmonitor.teams_keys import KeysUnavailable, OffLoopKeys
 from tests.conftest import account_block
 from tests.helpers import RecordingSurface
@@ -101,8 +101,7 @@ def test_forged_tokens_get_a_quick_401_while_the_key_endpoint_hangs(
     monkeypatch.setenv("MICROSOFT_APP_TENANT_ID", "tenant")
     config = write_config(account_block("blog", ["a.xml"]))
     service = Service(config=config, engine=engine, surface=RecordingSurface())
-    adapter, _ = make_adapter()
-    app = create_app(service, start_scheduler=False, teams=(adapter, HallMonitorTeamsBot(service)))
+    app = create_app(service, start_scheduler=False, routers=[TeamsKit(Options()).router(service)])
     assert isinstance(jwt_token_extractor.JwtTokenExtractor.get_open_id_metadata("https://x.test/m"), OffLoopKeys)
     shared = OffLoopKeys(url, timeout_s=0.5)  # every metadata URL botbuilder asks for leads to the hanging server
     monkeypatch.setattr(jwt_token_extractor.JwtTokenExtractor, "get_open_id_metadata", staticmethod(lambda _u: shared))

@@ -46,6 +46,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     monkeypatch.setenv("HALLMONITOR_WEB_SECRET", SECRET)
     port = _free_port()
     config = write_config(tmp_path, port=port)
+    config = config.model_copy(update={"chat": config.chat.model_copy(update={"surface": "slack"})})
     engine = open_database(config.service.database_url)
     ids = seed(engine, config)
     with MockSlack() as slack:
@@ -77,7 +78,7 @@ def link_for(site: dict[str, Any], staff_id: str) -> str:
 
     async def go() -> None:
         with session_scope(service.engine) as session:
-            await deliver_pending(session, config=service.config, surface=service.surface, now=datetime.now(UTC))
+            await deliver_pending(session, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
 
     before = len(slack.called("chat.postMessage"))
     asyncio.run(go())
@@ -232,7 +233,7 @@ def test_export_and_hold_from_chat(site) -> None:  # type: ignore[no-untyped-def
 
     async def go() -> None:
         with session_scope(service.engine) as session:
-            await deliver_pending(session, config=service.config, surface=service.surface, now=datetime.now(UTC))
+            await deliver_pending(session, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
 
     asyncio.run(go())
     assert [c["users"] for c in slack.called("conversations.open")] == ["UDANA"]

@@ -8,11 +8,12 @@ them by direct message only, never to a shared channel.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session
 
-from core.chat import Attachment, Card, Notification
+from core.chat import Attachment, Card
 from core.config import Config, Role, StaffConfig
 from core.errors import HallMonitorError
 from handlers.records import item_record, record_pdf
@@ -21,7 +22,17 @@ from handlers.weblink import login_url, web_secret
 from storage.models import Outbox
 
 
-def _digest(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+@dataclass(slots=True)
+class Personal:
+    """What a personal notification holds: its card, who gets it (each by direct message only,
+    one delivery per person) and its files."""
+
+    card: Card
+    people: list[StaffConfig]
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def _digest(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Personal:
     payload = row.payload
     card = Card(
         item_id=None, kind="digest", headline=payload.get("headline", "Weekly digest"), text=digest_text(payload)
@@ -29,10 +40,7 @@ def _digest(session: Session, *, config: Config, row: Outbox, surface: str, now:
     files = [
         Attachment(name, png, title=name.removesuffix(".png").replace("-", " ")) for name, png in digest_charts(payload)
     ]
-    people = config.staff_with_role(row.school_id, Role.SLT)
-    return Notification(
-        row.id or 0, row.kind, row.audience, row.school_id, card, people, direct_only=True, attachments=files
-    )
+    return Personal(card, config.staff_with_role(row.school_id, Role.SLT), files)
 
 
 def _person(config: Config, row: Outbox) -> list[StaffConfig]:
@@ -40,7 +48,7 @@ def _person(config: Config, row: Outbox) -> list[StaffConfig]:
     return [staff] if staff else []
 
 
-def _export(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+def _export(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Personal:
     item_id = int(row.payload.get("item", 0))
     files: list[Attachment] = []
     try:
@@ -56,19 +64,10 @@ def _export(session: Session, *, config: Config, row: Outbox, surface: str, now:
     except HallMonitorError as exc:
         text = str(exc)
     card = Card(item_id=None, kind="export", headline=f"Record of item {item_id}", text=text)
-    return Notification(
-        row.id or 0,
-        row.kind,
-        row.audience,
-        row.school_id,
-        card,
-        _person(config, row),
-        direct_only=True,
-        attachments=files,
-    )
+    return Personal(card, _person(config, row), files)
 
 
-def _weblink(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+def _weblink(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Personal:
     people = _person(config, row)
     base = config.service.public_url or "http://127.0.0.1:8000"
     url = login_url(base, people[0].id, now=now, secret=web_secret()) if people else ""
@@ -78,7 +77,7 @@ def _weblink(session: Session, *, config: Config, row: Outbox, surface: str, now
         headline="Your Hall Monitor web view",
         text=f"Open this link within 10 minutes; it is for you only and signs you in for 8 hours:\n{url}",
     )
-    return Notification(row.id or 0, row.kind, row.audience, row.school_id, card, people, direct_only=True)
+    return Personal(card, people)
 
 
-PERSONAL_KINDS: dict[str, Callable[..., Notification]] = {"digest": _digest, "export": _export, "weblink": _weblink}
+PERSONAL_KINDS: dict[str, Callable[..., Personal]] = {"digest": _digest, "export": _export, "weblink": _weblink}
