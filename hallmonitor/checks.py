@@ -27,14 +27,14 @@ _CHAT_ID: dict[str, tuple[str, str]] = {  # surface -> (staff field, what it loo
 _CHANNEL_HINT = {"slack": '"C0123456789" (channel details, at the bottom)', "teams": '"19:...@thread.tacv2"'}
 
 
-def surface_of(config: Config, school: SchoolConfig) -> str:
-    """The chat surface that delivers one school's cards. One per file today; a per-school
-    `surface` key plugs in here and every check below follows it."""
-    return getattr(school, "surface", None) or config.chat.surface
+def surfaces_of(config: Config, school: SchoolConfig) -> tuple[str, ...]:
+    """The chat surfaces that deliver one school's cards: its own `surface` (one or a list), else
+    `chat.surface`. Every check below follows it, so a school on Slack and Teams needs both wired."""
+    return config.surfaces_of(school.id)
 
 
 def surfaces_in_use(config: Config) -> set[str]:
-    return {surface_of(config, school) for school in config.schools}
+    return set(config.surfaces_in_use())
 
 
 def readiness_problems(config: Config, env: dict[str, str] | None = None) -> list[str]:
@@ -67,27 +67,27 @@ def _surface_tokens(config: Config, env: dict[str, str]) -> list[str]:
 def _chat_ids(config: Config, env: dict[str, str]) -> list[str]:
     problems = []
     for i, person in enumerate(config.staff):
-        surface = surface_of(config, config.school_of(person))
-        if surface not in _CHAT_ID:
-            continue
-        field, looks = _CHAT_ID[surface]
-        if not getattr(person, field):
-            problems.append(
-                f"staff[{i}].{field}: {person.id!r} has no {surface.title()} id, so cards and alerts cannot reach "
-                f"them; add {field} = ... ({looks})"
-            )
+        for surface in surfaces_of(config, config.school_of(person)):
+            if surface not in _CHAT_ID:
+                continue
+            field, looks = _CHAT_ID[surface]
+            if not getattr(person, field):
+                problems.append(
+                    f"staff[{i}].{field}: {person.id!r} has no {surface.title()} id, so cards and alerts cannot "
+                    f"reach them; add {field} = ... ({looks})"
+                )
     return problems
 
 
 def _channels(config: Config, env: dict[str, str]) -> list[str]:
     problems = []
     for i, account in enumerate(config.accounts):
-        surface = surface_of(config, config.school_of(account))
-        if surface in _CHANNEL_HINT and not account.channel.get(surface):
-            problems.append(
-                f"accounts[{i}].channel.{surface}: account {account.id!r} has no {surface.title()} channel for its "
-                f"cards; add channel = {{ {surface} = {_CHANNEL_HINT[surface]} }}"
-            )
+        for surface in surfaces_of(config, config.school_of(account)):
+            if surface in _CHANNEL_HINT and not account.channel.get(surface):
+                problems.append(
+                    f"accounts[{i}].channel.{surface}: account {account.id!r} has no {surface.title()} channel for "
+                    f"its cards; add channel = {{ {surface} = {_CHANNEL_HINT[surface]} }}"
+                )
     return problems
 
 

@@ -19,7 +19,7 @@ import httpx
 from core.chat import Card, ChatSurface, Notification, Place
 from core.config import AccountConfig, Config, Role
 from core.errors import PlatformError
-from hallmonitor.checks import readiness_problems, surface_of
+from hallmonitor.checks import readiness_problems, surfaces_of
 from monitors.base import SourceState
 from monitors.fetch import fetch_one
 from monitors.graph import classify_graph, graph_url
@@ -106,12 +106,12 @@ def test_notes(config: Config, surface: str) -> list[tuple[str, Notification]]:
     """A test card for each account's moderators' channel and a test DM for each DSL on `surface`."""
     notes: list[tuple[str, Notification]] = []
     for account in config.accounts:
-        if surface_of(config, config.school_of(account)) != surface:
+        if surface not in surfaces_of(config, config.school_of(account)):
             continue
         channel = account.channel.get(surface) if surface != "console" else "console"
         notes.append((f"accounts {account.id} channel", _note(config, account, channel)))
     for school in config.schools:
-        if surface_of(config, school) != surface:
+        if surface not in surfaces_of(config, school):
             continue
         for dsl in config.staff_with_role(school.id, Role.DSL):
             card = Card(

@@ -207,3 +207,14 @@ def test_a_misspelt_facebook_credential_is_caught_before_polling(
     assert rc == 2
     assert "accounts[1].credentials.pagetoken: not a credential this platform uses; check its spelling" in out
     assert "accounts[1].credentials.page_token: required" in out
+
+
+def test_a_school_on_slack_and_teams_needs_both_wired(tmp_path: Path) -> None:
+    """A per-school surface list: every listed surface's chat ids and channels are checked."""
+    text = BASE_CONFIG.format(db="x.db").replace(
+        'nation = "england"', 'nation = "england"\nsurface = ["slack", "teams"]', 1
+    )
+    text += account_block("blog", [_feed(tmp_path)])
+    joined = "\n".join(readiness_problems(load_config(_write(tmp_path, text)), env={}))
+    assert "staff[0].slack_user" in joined and "staff[0].teams_user" in joined
+    assert "accounts[0].channel.slack" in joined and "accounts[0].channel.teams" in joined
