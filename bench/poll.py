@@ -96,6 +96,7 @@ def main() -> None:
                     "staff": [
                         {"id": "a", "name": "A", "roles": ["moderator"]},
                         {"id": "b", "name": "B", "roles": ["moderator"]},
+                        {"id": "d", "name": "D", "roles": ["dsl"]},
                     ],
                     "accounts": [
                         {

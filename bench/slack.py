@@ -71,6 +71,7 @@ def main() -> None:
                 "staff": [
                     {"id": "a", "name": "A", "roles": ["moderator"], "slack_user": "UA"},
                     {"id": "b", "name": "B", "roles": ["moderator"], "slack_user": "UB"},
+                    {"id": "d", "name": "D", "roles": ["dsl"], "slack_user": "UD"},
                 ],
                 "accounts": [
                     {
