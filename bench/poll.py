@@ -77,7 +77,7 @@ def main() -> None:
 
     import httpx
 
-    from handlers.polling import poll_once
+    from handlers.poller import poll_once
     from monitors.registry import parse_config
     from storage.db import open_database, session_scope
     from storage.queries import sync_config

@@ -1,28 +1,38 @@
 """Delivering the outbox through chat surfaces.
 
 A notification stays in the outbox until a surface accepts it; failures back
-off and retry, so a chat outage delays messages but never loses them.
+off and retry, so a chat outage delays messages but never loses them. Workers
+claim notifications with a lease (storage.leases), escalations first, and each
+one is committed as sent on its own, with no transaction open while it is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from bot.cards import triage_card
 from core.chat import Button, Card, ChatSurface, Notification
 from core.config import Config, Role, StaffConfig
 from monitors.registry import SOURCES
+from storage.db import session_scope
+from storage.leases import claim_outbox, release, retrying, worker_id
 from storage.models import Item, Outbox, Triage
-from storage.queries import mark_outbox, pending_outbox
+from storage.queries import mark_outbox
+from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
+CLAIM = 20  # notifications claimed at a time: a few seconds of sending
+LEASE = timedelta(minutes=2)  # a claimed notification comes back if its worker dies
 AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
 HEADLINES: dict[str, str | dict[str, str]] = {
     "escalation": {
@@ -37,6 +47,7 @@ HEADLINES: dict[str, str | dict[str, str]] = {
 
 @dataclass(slots=True)
 class DeliveryStats:
+    claimed: int = 0
     sent: int = 0
     failed: int = 0
 
@@ -102,32 +113,97 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
     )
 
 
-async def deliver_pending(session: Session, *, config: Config, surface: ChatSurface, now: datetime) -> DeliveryStats:
-    """Send what is due; on failure keep the row and back off exponentially."""
+def _build(engine: Engine, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+    with session_scope(engine) as session:  # reads only
+        return build_note(session, config=config, row=row, surface=surface, now=now)
+
+
+def _mark(engine: Engine, outbox_id: int, **values: Any) -> None:
+    retrying(engine, lambda session: mark_outbox(session, outbox_id=outbox_id, **values))
+
+
+async def deliver_one(engine: Engine, *, config: Config, surface: ChatSurface, row: Outbox, now: datetime) -> bool:
+    """Send one claimed notification: build it (a read), commit that a send is starting, send with
+    no transaction open, then commit it sent and clear the lease. On failure keep it and back off.
+    A row whose earlier send was cut short (`sending_at` set) is first asked of the surface, when
+    the surface can tell (`was_delivered`), so it is not posted twice."""
+    assert row.id is not None
+    try:
+        note = await asyncio.to_thread(_build, engine, config, row, surface.name, now)
+        check = getattr(surface, "was_delivered", None)
+        if row.sending_at is not None and check is not None and await check(note, row.dedupe_key):
+            log.info("delivery_found_after_interruption outbox=%s surface=%s", row.id, surface.name)
+            reference = None
+        else:
+            if row.sending_at is not None:
+                log.warning("delivery_resent_after_interruption outbox=%s surface=%s", row.id, surface.name)
+            await asyncio.to_thread(_mark, engine, row.id, sending_at=now)
+            send: Callable[[Notification], Awaitable[Any]] = surface.deliver  # a surface may return a reference
+            reference = await send(note)
+    except Exception as exc:  # any surface failure: keep it, retry later
+        backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
+        await asyncio.to_thread(
+            _mark,
+            engine,
+            row.id,
+            attempts=row.attempts + 1,
+            next_attempt_at=now + backoff,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            lease_owner=None,
+            lease_until=None,
+            sending_at=None,
+        )
+        log.warning(
+            "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
+            row.id,
+            surface.name,
+            exc,
+            backoff.total_seconds(),
+        )
+        return False
+    await asyncio.to_thread(
+        _mark,
+        engine,
+        row.id,
+        status="sent",
+        sent_at=utcnow(),
+        attempts=row.attempts + 1,
+        lease_owner=None,
+        lease_until=None,
+        reference=reference if isinstance(reference, str) else None,
+    )
+    return True
+
+
+async def deliver_pending(
+    engine: Engine,
+    *,
+    config: Config,
+    surface: ChatSurface,
+    now: datetime | None = None,
+    owner: str | None = None,
+    limit: int = CLAIM,
+    stopping: Callable[[], bool] = lambda: False,
+) -> DeliveryStats:
+    """Claim up to `limit` due notifications (escalations first) and send them one by one, each
+    committed as sent on its own. When `stopping()` turns true the send in hand is finished and
+    the rest are given back for another worker (or the next start)."""
     stats = DeliveryStats()
-    for row in pending_outbox(session, now=now):
-        assert row.id is not None
-        try:
-            note = build_note(session, config=config, row=row, surface=surface.name, now=now)
-            await surface.deliver(note)
-        except Exception as exc:  # any surface failure: keep it, retry later
-            backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
-            mark_outbox(
-                session,
-                outbox_id=row.id,
-                attempts=row.attempts + 1,
-                next_attempt_at=now + backoff,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-            log.warning(
-                "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
-                row.id,
-                surface.name,
-                exc,
-                backoff.total_seconds(),
-            )
+    now = now or utcnow()
+    owner = owner or worker_id()
+
+    def claim(session: Session) -> list[Outbox]:
+        return claim_outbox(session, owner=owner, now=now, lease=LEASE, limit=limit)
+
+    rows = await asyncio.to_thread(retrying, engine, claim)
+    stats.claimed = len(rows)
+    for n, row in enumerate(rows):
+        if stopping():
+            left = [r.id for r in rows[n:] if r.id is not None]
+            await asyncio.to_thread(retrying, engine, lambda s, left=left: release(s, Outbox, left, owner=owner))
+            break
+        if await deliver_one(engine, config=config, surface=surface, row=row, now=now):
+            stats.sent += 1
+        else:
             stats.failed += 1
-            continue
-        mark_outbox(session, outbox_id=row.id, status="sent", sent_at=now, attempts=row.attempts + 1)
-        stats.sent += 1
     return stats

@@ -41,7 +41,7 @@ def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = N
         """Always 200 while the process lives; the body says what is failing."""
         return {"version": __version__, **service.health()}
 
-    webhooks = webhook_router(service)
+    webhooks = webhook_router(service, service.webhooks)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
 

@@ -1,36 +1,51 @@
-"""The running service: one scheduler tick polls due sources, checks reply
-clocks and delivers the outbox. Everything it needs to remember is in the
-database, so a restart picks up where it left off."""
+"""The running service: four independent worker loops, none waiting on another.
+
+- polling: passes over the due sources (handlers.poller), each source claimed with a lease;
+- webhooks: stored deliveries claimed and processed (handlers.webhooks.WebhookProcessor);
+- clocks: reminders, late pings and escalation re-pings, run by one process at a time (a job lease);
+- outbox: notifications claimed and sent one by one, escalations first (bot.notify).
+
+Everything they need to remember is in the database, so a restart picks up where it left off, and
+several `hallmonitor run` processes on one Postgres share the work. `stop()` finishes the delivery
+in hand and gives back every lease this process holds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from bot.notify import deliver_pending
 from core.chat import ChatSurface
 from core.config import Config
 from handlers.actions import run_act
-from handlers.polling import PollSummary, poll_once
+from handlers.poller import Poller
+from handlers.polling import PollSummary
 from handlers.reminders import check_clocks
 from handlers.triage import Classifier, default_classifier
-from handlers.webhooks import retry_pending
+from handlers.webhooks import WebhookProcessor, retry_pending
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
 from monitors.http import USER_AGENT
 from storage.db import session_scope
+from storage.leases import hold_job, retrying, worker_id
 from storage.models import Outbox, Source
 from storage.queries import sync_config
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+OUTBOX_IDLE_S = 0.5  # how often an idle outbox worker looks for work another process queued
+STOP_WAIT_S = 30.0  # how long shutdown waits for the delivery in hand
 
 
 @dataclass
@@ -39,55 +54,64 @@ class Service:
     engine: Engine
     surface: ChatSurface
     classifier: Classifier | None = None
-    scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: str = field(default_factory=worker_id)
+    poller: Poller = field(init=False)
+    webhooks: WebhookProcessor = field(init=False)
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _stopping: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         if self.classifier is None:
-            self.classifier = default_classifier()
+            self.classifier = default_classifier()  # once per process: the model is cached
         configure = getattr(self.classifier, "configure", None)
         if configure is not None:
             configure(self.config)
-        with session_scope(self.engine) as session:
-            sync_config(session, config=self.config)
+        retrying(self.engine, lambda session: sync_config(session, config=self.config))
+        self.poller = Poller(self.engine, self.config, self.classifier, owner=self.owner)
+        self.webhooks = WebhookProcessor(self, owner=self.owner)
 
     def http_client(self) -> httpx.AsyncClient:
         if self.client is None:
+            connections = self.config.service.max_concurrent_polls + 16  # room for webhooks and actions
             self.client = httpx.AsyncClient(
                 timeout=self.config.service.http_timeout.total_seconds(),
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=self.config.service.max_concurrent_polls * 2),
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             )
         return self.client
 
+    @property
+    def tick_s(self) -> float:
+        return self.config.service.tick.total_seconds()
+
     async def tick(self, *, all_sources: bool = False) -> PollSummary:
-        """Poll what is due, check clocks, deliver notifications. Never raises."""
-        async with self._lock:
-            summary = PollSummary()
-            try:
-                summary = await poll_once(
-                    self.engine,
-                    config=self.config,
-                    client=self.http_client(),
-                    all_sources=all_sources,
-                    classifier=self.classifier,
-                )
-            except Exception:
-                log.exception("poll_pass_crashed")
-            try:
-                await retry_pending(self)
-            except Exception:
-                log.exception("webhook_retry_crashed")
-            try:
-                with session_scope(self.engine) as session:
-                    check_clocks(session, config=self.config, now=utcnow())
-                with session_scope(self.engine) as session:
-                    await deliver_pending(session, config=self.config, surface=self.surface, now=utcnow())
-            except Exception:
-                log.exception("notify_pass_crashed")
-            return summary
+        """Each kind of work once, in turn (`hallmonitor poll`, tests); never raises."""
+        summary = PollSummary()
+        try:
+            summary = await self.poller.run_pass(self.http_client(), all_sources=all_sources)
+        except Exception:
+            log.exception("poll_pass_crashed")
+        try:
+            await retry_pending(self)
+        except Exception:
+            log.exception("webhook_retry_crashed")
+        try:
+            await asyncio.to_thread(self._clocks)
+            while (await deliver_pending(self.engine, config=self.config, surface=self.surface)).claimed:
+                pass
+        except Exception:
+            log.exception("notify_pass_crashed")
+        return summary
+
+    def _clocks(self) -> None:
+        def work(session: Session) -> None:
+            now = utcnow()
+            if hold_job(session, name="clocks", owner=self.owner, now=now, lease=timedelta(seconds=self.tick_s * 4)):
+                check_clocks(session, config=self.config, now=now)
+
+        retrying(self.engine, work)
 
     def platform_call(self, connector: Connector, request: ActRequest) -> str:
         """Run a connector's action on the service's event loop and shared client, from the worker
@@ -98,22 +122,58 @@ class Service:
         return asyncio.run_coroutine_threadsafe(connector.act(self.http_client(), request), loop).result()
 
     def start(self) -> None:
+        """Start the worker loops on the running event loop."""
         self.loop = asyncio.get_running_loop()
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.config.service.tick.total_seconds(),
-            id="tick",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=utcnow(),
+        self._stopping = asyncio.Event()
+        self.webhooks.start(idle_s=self.tick_s)
+        self._tasks = {
+            "poll": asyncio.create_task(self._loop("poll", self._poll, self.tick_s)),
+            "clocks": asyncio.create_task(self._loop("clocks", lambda: asyncio.to_thread(self._clocks), self.tick_s)),
+            "outbox": asyncio.create_task(self._loop("outbox", self._deliver, min(self.tick_s, OUTBOX_IDLE_S))),
+        }
+
+    async def _poll(self) -> bool:
+        await self.poller.run_pass(self.http_client())
+        return False  # a pass covers everything due; wait a tick for more
+
+    async def _deliver(self) -> bool:
+        stopping = self._stopping
+        stats = await deliver_pending(
+            self.engine,
+            config=self.config,
+            surface=self.surface,
+            owner=self.owner,
+            stopping=lambda: stopping is not None and stopping.is_set(),
         )
-        self.scheduler.start()
+        return stats.claimed > 0
+
+    async def _loop(self, name: str, step: Callable[[], Awaitable[Any]], idle_s: float) -> None:
+        """Run `step` until stopped; straight again while it finds work, else after `idle_s`."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            try:
+                busy = await step()
+            except Exception:
+                log.exception("worker_failed worker=%s", name)
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), idle_s)
 
     async def stop(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+        """Finish the delivery and webhook batch in hand, stop polling, give back every lease."""
+        if self._stopping is not None:
+            self._stopping.set()
+            self.poller.stopping = True
+            poll = self._tasks.pop("poll", None)
+            if poll is not None:
+                poll.cancel()
+            others = [self.webhooks.stop(), *self._tasks.values()]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), STOP_WAIT_S)
+            if poll is not None:
+                await asyncio.gather(poll, return_exceptions=True)
+            await asyncio.to_thread(self.poller.release)
         if self.client is not None:
             await self.client.aclose()
 
@@ -121,6 +181,7 @@ class Service:
         with session_scope(self.engine) as session:
             sources = list(session.scalars(select(Source).where(col(Source.enabled).is_(True))))
             pending = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "pending"))
+            dead = session.scalar(select(func.count()).select_from(Outbox).where(col(Outbox.status) == "dead"))
             rows = [
                 {
                     "account": s.account_id,
@@ -137,8 +198,9 @@ class Service:
             ]
         failing = [r for r in rows if not r["healthy"]]
         return {
-            "status": "degraded" if failing else "ok",
+            "status": "degraded" if failing or dead else "ok",
             "sources": rows,
             "failing": len(failing),
             "outbox_pending": pending or 0,
+            "outbox_dead": dead or 0,
         }

@@ -7,6 +7,7 @@ stored without its triage and its notifications (or none of them are).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,22 +68,28 @@ def ingest(
     source_id: int | None = None,
     not_before: datetime | None = None,
     classifier: Classifier | None = None,
+    verdicts: Mapping[str, Verdict] | None = None,
 ) -> IngestStats:
     """Store new items once (the unique key decides), triage them, queue notes.
 
     Set-based: one look-up, one batched triage, and a few multi-row inserts
-    per call, however many items arrive.
+    per call, however many items arrive. `verdicts` (by external id) are triage
+    done beforehand, outside the transaction (the poller triages a whole batch
+    of feeds at once); items without one are triaged here.
     """
-    classifier = classifier or default_classifier()
     school = config.school_of(account)
     stats = IngestStats(seen=len(items))
     unique = list({new.external_id: new for new in items}.values())
     known = known_external_ids(session, account_id=account.id, external_ids=[n.external_id for n in unique])
     fresh = [new for new in unique if new.external_id not in known]
-    if fresh:
+    given = verdicts or {}
+    verdicts = {n.external_id: given[n.external_id] for n in fresh if n.external_id in given}
+    todo = [n for n in fresh if n.external_id not in verdicts]
+    if todo:
+        classifier = classifier or default_classifier()
         classifier.refresh_labels(session)
-    texts = [n.text for n in fresh]
-    verdicts = dict(zip((n.external_id for n in fresh), classifier.classify_many(texts, school=school.id), strict=True))
+        found = classifier.classify_many([n.text for n in todo], school=school.id)
+        verdicts.update(zip((n.external_id for n in todo), found, strict=True))
     rows = [
         {
             "school_id": school.id,

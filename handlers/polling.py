@@ -1,37 +1,31 @@
-"""One polling pass: pick due sources from the database, fetch them (monitors.fetch) with
-bounded concurrency, hand new items to the pipeline, record state and health.
+"""Polling bookkeeping: what one poll's outcome does to its source row (state, health, the
+failing and recovered alerts, silence) and to the items it brought (the pipeline).
 
-Polling state lives on the source rows (ETag, Last-Modified, cursor, next
-check, error counter), never in timers.
+Polling state lives on the source rows (ETag, Last-Modified, cursor, next check, error counter,
+lease), never in timers; `handlers.poller` runs the passes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-import httpx
-from sqlalchemy import Engine, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
-from core.config import AccountConfig, Config, Watch
+from core.config import AccountConfig, Config
 from core.errors import ErrorKind, PlatformError
 from handlers.pipeline import ingest
-from handlers.triage import Classifier
+from handlers.triage import Classifier, Verdict
 from monitors.base import FetchResult, SourceState
-from monitors.fetch import fetch_one
-from storage.db import session_scope
 from storage.models import Item, Source
-from storage.queries import due_sources, enqueue
-from storage.types import utcnow
+from storage.queries import enqueue
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 64
 ALERT_AFTER_ERRORS = 3  # one alert per failing spell, not one per poll
 MAX_BACKOFF = timedelta(hours=6)
 # Auth and permission problems need a person, not a faster retry.
@@ -46,6 +40,7 @@ class PollSummary:
     items_seen: int = 0
     items_stored: int = 0
     escalated: int = 0
+    skipped: int = 0  # entries with nothing to identify or read (often image-only posts)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -55,13 +50,14 @@ class PollSummary:
         self.items_seen += other.items_seen
         self.items_stored += other.items_stored
         self.escalated += other.escalated
+        self.skipped += other.skipped
         self.errors += other.errors
 
     def line(self) -> str:
         return (
             f"poll sources={self.sources} not_modified={self.not_modified} failed={self.failed} "
             f"items_seen={self.items_seen} items_new={self.items_stored} escalated={self.escalated} "
-            f"seconds={self.seconds:.2f}"
+            f"skipped={self.skipped} seconds={self.seconds:.2f}"
         )
 
 
@@ -73,17 +69,40 @@ def backoff(poll_every: timedelta, errors: int, retry_in_s: float | None, kind: 
     return min(MAX_BACKOFF, base * 2 ** min(errors - 1, 8))
 
 
-async def _fetch(
-    source: Source, config: Config, client: httpx.AsyncClient
-) -> tuple[FetchResult | PlatformError, SourceState]:
-    account = config.account(source.account_id)
-    watch = Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
-    state = SourceState(etag=source.etag, last_modified=source.last_modified, cursor=source.cursor)
-    base_dir = str(config.path.parent) if config.path else None
-    return await fetch_one(client, account=account, watch=watch, state=state, base_dir=base_dir), state
+def quiet(source: Source, outcome: FetchResult, state: SourceState, *, account: AccountConfig, now: datetime) -> bool:
+    """Nothing to store and nothing to say: a success with no items, unchanged state, no alert to
+    lift and no chance of a silence alert. Such sources are recorded together by `record_quiet`."""
+    if outcome.items or outcome.skipped or source.health_alerted or source.consecutive_errors:
+        return False
+    if (state.etag, state.last_modified, state.cursor) != (source.etag, source.last_modified, source.cursor):
+        return False
+    limit = account.silent_after if account.silent_after is not None else MIN_SILENCE
+    return source.last_new_item_at is None or now - source.last_new_item_at <= limit
 
 
-def _record(
+def record_quiet(session: Session, *, config: Config, sources: list[Source], now: datetime) -> None:
+    """One UPDATE per poll interval for every quiet success in a batch (no read-modify-write per row)."""
+    by_every: dict[timedelta, list[int]] = {}
+    for source in sources:
+        assert source.id is not None
+        by_every.setdefault(config.account(source.account_id).poll_every, []).append(source.id)
+    for every, ids in by_every.items():
+        session.execute(
+            update(Source)
+            .where(col(Source.id).in_(ids))
+            .values(
+                last_polled_at=now,
+                first_polled_at=func.coalesce(col(Source.first_polled_at), now),
+                last_success_at=now,
+                next_check_at=now + every,
+                lease_owner=None,
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record(
     session: Session,
     *,
     config: Config,
@@ -93,12 +112,15 @@ def _record(
     now: datetime,
     classifier: Classifier | None,
     summary: PollSummary,
+    verdicts: Mapping[str, Verdict] | None = None,
 ) -> None:
+    """Record one source's poll: store its items, update its state and health, clear its lease."""
     source = session.get(Source, source_id)
     assert source is not None
     account = config.account(source.account_id)
     first_poll = source.first_polled_at is None
     source.last_polled_at = now
+    source.lease_owner, source.lease_until = None, None
     if first_poll:
         source.first_polled_at = now
     if isinstance(outcome, PlatformError):
@@ -122,9 +144,19 @@ def _record(
         source_id=source.id,
         not_before=source.first_polled_at,
         classifier=classifier,
+        verdicts=verdicts,
     )
     for warning in outcome.warnings:
         log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
+    if outcome.skipped:
+        summary.skipped += outcome.skipped
+        log.info(
+            "entries_skipped source=%s account=%s skipped=%d reason=%r",
+            source.location,
+            account.id,
+            outcome.skipped,
+            "no id, link or text (often an image-only post)",
+        )
     if source.health_alerted:
         enqueue(
             session,
@@ -149,7 +181,6 @@ def _record(
         _check_silence(session, source=source, account=account, school_id=config.school_of(account).id, now=now)
     source.next_check_at = now + account.poll_every
     session.add(source)
-    summary.not_modified += outcome.not_modified
     summary.items_seen += stats.seen
     summary.items_stored += stats.stored
     summary.escalated += stats.escalated
@@ -242,88 +273,3 @@ def _record_failure(
             },
         )
     session.add(source)
-
-
-def _write_batch(
-    engine: Engine,
-    config: Config,
-    batch: list[tuple[int, FetchResult | PlatformError, SourceState]],
-    now: datetime,
-    classifier: Classifier | None,
-    summary: PollSummary,
-) -> None:
-    """Record a batch in one transaction; if anything in it fails, redo it one
-    source per transaction so one bad source cannot hold back the others."""
-    try:
-        with session_scope(engine) as session:
-            partial = PollSummary()
-            for source_id, outcome, state in batch:
-                _record(
-                    session,
-                    config=config,
-                    source_id=source_id,
-                    outcome=outcome,
-                    state=state,
-                    now=now,
-                    classifier=classifier,
-                    summary=partial,
-                )
-        summary.merge(partial)
-        return
-    except Exception:
-        if len(batch) == 1:
-            log.exception("record_failed source_id=%s", batch[0][0])
-            summary.failed += 1
-            return
-    for one in batch:
-        _write_batch(engine, config, [one], now, classifier, summary)
-
-
-async def poll_once(
-    engine: Engine,
-    *,
-    config: Config,
-    client: httpx.AsyncClient,
-    now: datetime | None = None,
-    all_sources: bool = False,
-    concurrency: int | None = None,
-    classifier: Classifier | None = None,
-) -> PollSummary:
-    """Poll every due source once; stored items are never touched by failures."""
-    started = time.perf_counter()
-    now = now or utcnow()
-    summary = PollSummary()
-    with session_scope(engine) as session:
-        due = [(s.id, s) for s in due_sources(session, now=now, all_enabled=all_sources)]
-    known = {a.id for a in config.accounts}
-    due = [(sid, s) for sid, s in due if s.account_id in known]
-    summary.sources = len(due)
-    gate = asyncio.Semaphore(concurrency or config.service.max_concurrent_polls)
-    results: asyncio.Queue[tuple[int, FetchResult | PlatformError, SourceState] | None] = asyncio.Queue()
-
-    async def run(source_id: int, source: Source) -> None:
-        async with gate:
-            outcome, state = await _fetch(source, config, client)
-        await results.put((source_id, outcome, state))
-
-    async def writer() -> None:
-        """One writer: batches of results per transaction, off the event loop,
-        so fetching goes on while the database works."""
-        done = False
-        while not done:
-            batch = [await results.get()]
-            while not results.empty() and len(batch) < WRITE_BATCH:
-                batch.append(results.get_nowait())
-            done = batch[-1] is None
-            ready = [b for b in batch if b is not None]
-            if ready:
-                await asyncio.to_thread(_write_batch, engine, config, ready, now, classifier, summary)
-
-    writing = asyncio.create_task(writer())
-    await asyncio.gather(*(run(sid, s) for sid, s in due if sid is not None))
-    await results.put(None)
-    await writing
-    summary.seconds = time.perf_counter() - started
-    if summary.sources:
-        log.info(summary.line())
-    return summary

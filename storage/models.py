@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import JSONType, UTCDateTime, utcnow
@@ -33,7 +33,7 @@ class Account(SQLModel, table=True):
 class Source(SQLModel, table=True):
     """Polling state for one account's one watch target; the scheduler picks due rows."""
 
-    __table_args__ = (UniqueConstraint("account_id", "location"),)
+    __table_args__ = (UniqueConstraint("account_id", "location"), Index("ix_source_due", "enabled", "next_check_at"))
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="account.id", index=True)
     location: str = Field(max_length=2048)
@@ -52,6 +52,8 @@ class Source(SQLModel, table=True):
     last_success_at: datetime | None = _ts()
     last_new_item_at: datetime | None = _ts()
     health_alerted: bool = False
+    lease_owner: str | None = Field(default=None, max_length=64)  # the worker polling it now
+    lease_until: datetime | None = _ts()
 
 
 class ItemBase(SQLModel):
@@ -157,6 +159,7 @@ class Escalation(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """Notifications waiting for a chat surface; kept until delivered."""
 
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=256, unique=True)
     school_id: str = Field(max_length=64, index=True)
@@ -170,6 +173,10 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_type=Text)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts()
+    sending_at: datetime | None = _ts()  # committed before a send starts: a send may have happened
+    reference: str | None = Field(default=None, sa_type=Text)  # the chat message reference once sent
 
 
 class WebhookEvent(SQLModel, table=True):
@@ -186,6 +193,8 @@ class WebhookEvent(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=Text)
     processed_at: datetime | None = _ts()
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts()
 
 
 class TeamsConversation(SQLModel, table=True):
@@ -198,3 +207,11 @@ class TeamsConversation(SQLModel, table=True):
     key: str = Field(max_length=256)
     reference: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class JobLease(SQLModel, table=True):
+    """One row per singleton job (the reply clocks): the process holding it runs the job until `until`."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str | None = Field(default=None, max_length=64)
+    until: datetime | None = _ts()

@@ -163,16 +163,6 @@ def enqueue(
     return insert_ignore(session, Outbox, row) is not None
 
 
-def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
-    stmt = (
-        select(Outbox)
-        .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
-        .order_by(col(Outbox.id))
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
-
-
 def open_items(session: Session, *, school_id: str | None = None, limit: int = 500) -> list[Item]:
     """Items still needing attention, soonest reply-by first, escalations included."""
     stmt = select(Item).where(

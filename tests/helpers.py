@@ -13,7 +13,8 @@ from sqlmodel import SQLModel
 from bot.notify import deliver_pending
 from core.chat import Notification
 from core.config import Config
-from handlers.polling import PollSummary, poll_once
+from handlers.poller import poll_once
+from handlers.polling import PollSummary
 from storage.db import session_scope
 from storage.queries import sync_config
 
@@ -46,8 +47,7 @@ def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any)
 
 def deliver(engine: Engine, config: Config, surface: RecordingSurface, now: datetime) -> Any:
     async def go() -> Any:
-        with session_scope(engine) as session:
-            return await deliver_pending(session, config=config, surface=surface, now=now)
+        return await deliver_pending(engine, config=config, surface=surface, now=now)
 
     return asyncio.run(go())
 

@@ -236,10 +236,9 @@ def test_a_slack_outage_or_rate_limit_loses_nothing(config: Config, engine: Engi
             assert len(pending) == 5 and all(p.attempts == 1 for p in pending)
         mock.fail_next = 0
         mock.rate_limit_next = 1  # one 429 with Retry-After: the client waits and retries
-        with session_scope(engine) as s:
-            stats = await deliver_pending(
-                s, config=config, surface=h.service.surface, now=utcnow() + timedelta(minutes=1)
-            )
+        stats = await deliver_pending(
+            engine, config=config, surface=h.service.surface, now=utcnow() + timedelta(minutes=1)
+        )
         assert stats.sent == 5 and stats.failed == 0
         await h.http.aclose()
 
