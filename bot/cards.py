@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlmodel import Session, col
+
 from core.chat import Button, Card
-from core.config import AccountConfig, SchoolConfig
+from core.config import AccountConfig, Config, SchoolConfig
 from core.domain import Capability
-from storage.models import Item
+from monitors.registry import capabilities
+from storage.models import Item, Triage
 
 CATEGORY_LABEL = {
     "question": "Question",
@@ -103,3 +107,39 @@ def triage_card(
         buttons=buttons_for(item, capabilities),
         media_urls=[] if safeguarding else list(item.media_urls or []),
     )
+
+
+def item_card(
+    session: Session,
+    *,
+    config: Config,
+    item: Item,
+    now: datetime,
+    kind: str = "card",
+    headline: str | None = None,
+    withhold_text: bool,
+) -> Card:
+    """The card for a stored item, with its latest triage reasons and its platform's buttons:
+    the one builder for cards delivered from the outbox and cards refreshed after an action."""
+    account = config.account(item.account_id)
+    latest = session.scalars(
+        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
+    ).first()
+    return triage_card(
+        item,
+        school=config.school_of(account),
+        account=account,
+        capabilities=capabilities(account.platform),
+        now=now,
+        reasons=latest.reasons if latest else [],
+        kind=kind,
+        headline=headline,
+        withhold_text=withhold_text,
+    )
+
+
+def queue_line(item: Item, now: datetime) -> str:
+    """One open item in a queue listing; a safeguarding item's text is never listed."""
+    clock = countdown(item.reply_by, now) or f"{item.escalate} escalation"
+    text = "(text withheld: safeguarding)" if item.category == "safeguarding" else item.text[:80]
+    return f"#{item.id} {item.category} · {clock} · {text}"

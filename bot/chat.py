@@ -9,10 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlmodel import col
-
-from bot.cards import countdown, triage_card
+from bot.cards import item_card, queue_line
 from core.chat import Card
 from core.config import Role, StaffConfig
 from core.protocols import Runtime
@@ -20,9 +17,8 @@ from handlers.actions import perform
 from handlers.policy import PolicyError, ask
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
-from monitors.registry import SOURCES
 from storage.db import session_scope
-from storage.models import Item, Triage
+from storage.models import Item
 from storage.queries import open_escalations, open_items
 from storage.types import utcnow
 
@@ -71,18 +67,8 @@ def card_for(service: Runtime, item_id: int) -> Card | None:
         item = session.get(Item, item_id)
         if item is None:
             return None
-        latest = session.scalars(
-            select(Triage).where(col(Triage.item_id) == item_id).order_by(col(Triage.id).desc()).limit(1)
-        ).first()
-        account = service.config.account(item.account_id)
-        return triage_card(
-            item,
-            school=service.config.school_of(account),
-            account=account,
-            capabilities=SOURCES[account.platform].capabilities,
-            now=utcnow(),
-            reasons=latest.reasons if latest else [],
-            withhold_text=item.category == "safeguarding",
+        return item_card(
+            session, config=service.config, item=item, now=utcnow(), withhold_text=item.category == "safeguarding"
         )
 
 
@@ -131,12 +117,7 @@ def queue_text(service: Runtime, staff: StaffConfig) -> str:
     school = service.config.school_of(staff)
     now = utcnow()
     with session_scope(service.engine) as session:
-        items = open_items(session, school_id=school.id, limit=20)
-        rows = [
-            f"#{i.id} {i.category} · {countdown(i.reply_by, now) or i.escalate + ' escalation'} · "
-            f"{'(text withheld: safeguarding)' if i.category == 'safeguarding' else i.text[:80]}"
-            for i in items
-        ]
+        rows = [queue_line(i, now) for i in open_items(session, school_id=school.id, limit=20)]
     return "\n".join(rows) if rows else "Nothing open. Well done."
 
 
@@ -146,6 +127,8 @@ def status_text(service: Runtime) -> str:
         f"Monitor status: {health['status']} · {health['failing']} failing source(s) · "
         f"{health['outbox_pending']} notification(s) waiting"
     ]
+    if health.get("outbox_dead"):
+        lines.append(f"• {health['outbox_dead']} notification(s) could not be delivered; see /healthz and the logs")
     lines += [f"• {s['source']}: {s['last_error']}" for s in health["sources"] if not s["healthy"]]
     return "\n".join(lines)
 

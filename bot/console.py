@@ -15,7 +15,7 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
-from bot.cards import countdown
+from bot.cards import queue_line
 from core.chat import Card, Notification
 from core.config import Config
 from handlers.actions import PlatformCall, perform
@@ -134,12 +134,7 @@ class ConsoleCommands:
     def queue(self) -> str:
         now = self.clock()
         with session_scope(self.engine) as session:
-            items = open_items(session)
-            rows = [
-                f"#{i.id:<5} {i.category or '?':<12} {i.escalate:<5} "
-                f"{countdown(i.reply_by, now) or '':<20} {i.text[:60]}"
-                for i in items
-            ]
+            rows = [queue_line(i, now) for i in open_items(session)]
         return "\n".join(rows) if rows else "nothing open"
 
     def loop(self, stream: TextIO | None = None) -> None:

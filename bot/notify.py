@@ -1,9 +1,11 @@
 """Delivering the outbox through chat surfaces.
 
 A notification stays in the outbox until a surface accepts it; failures back
-off and retry, so a chat outage delays messages but never loses them. Workers
-claim notifications with a lease (storage.leases), escalations first, and each
-one is committed as sent on its own, with no transaction open while it is sent.
+off and retry, so a chat outage delays messages but never loses them. A retry
+loop has a cap: a notification that cannot be delivered is dead-lettered with
+the sentence that says why (status "dead", counted on /healthz). Workers claim
+notifications with a lease (storage.leases), escalations first, and each one is
+committed as sent on its own, with no transaction open while it is sent.
 """
 
 from __future__ import annotations
@@ -15,22 +17,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-from bot.cards import triage_card
+from bot.cards import item_card
 from core.chat import Button, Card, ChatSurface, Notification
-from core.config import Config, Role, StaffConfig
-from monitors.registry import SOURCES
+from core.config import AccountConfig, Config, Role, StaffConfig
+from core.errors import HallMonitorError
 from storage.db import session_scope
 from storage.leases import claim_outbox, release, retrying, worker_id
-from storage.models import Item, Outbox, Triage
+from storage.models import Item, Outbox
 from storage.queries import mark_outbox
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=30)
+MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
+UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 CLAIM = 20  # notifications claimed at a time: a few seconds of sending
 LEASE = timedelta(minutes=2)  # a claimed notification comes back if its worker dies
 AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
@@ -52,10 +56,24 @@ class DeliveryStats:
     failed: int = 0
 
 
+class Undeliverable(HallMonitorError):
+    """A notification that cannot be built from the current config: it needs a person, not a retry."""
+
+
+def _account(config: Config, account_id: str) -> AccountConfig:
+    try:
+        return config.account(account_id)
+    except KeyError:
+        raise Undeliverable(
+            f"account {account_id!r} is no longer in the config (deleted or renamed), so nobody can be "
+            "chosen to receive this; restore the account or act on the item from the queue"
+        ) from None
+
+
 def recipients(config: Config, *, school_id: str, audience: str, account_id: str | None) -> list[StaffConfig]:
     """Who a notification is for. DSL pings go to DSLs only; late pings widen to SLT and moderators."""
     if audience == "moderators":
-        ids = config.account(account_id).moderators if account_id else []
+        ids = _account(config, account_id).moderators if account_id else []
         return [s for s in (config.staff_by_id(i) for i in ids) if s is not None]
     if audience == "leaders":  # the widened circle: every SLT member and the DSL
         leaders = config.staff_with_role(school_id, Role.SLT) + config.staff_with_role(school_id, Role.DSL)
@@ -73,21 +91,16 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
             config, school_id=row.school_id, audience=row.audience, account_id=row.payload.get("account")
         )
         return Notification(row.id or 0, row.kind, row.audience, row.school_id, card, people)
-    account = config.account(item.account_id)
+    account = _account(config, item.account_id)
     school = config.school_of(account)
-    latest = session.scalars(
-        select(Triage).where(col(Triage.item_id) == item.id).order_by(col(Triage.id).desc()).limit(1)
-    ).first()
     named = HEADLINES.get(row.kind)
     headline = named.get(row.audience) if isinstance(named, dict) else named
     in_channel = row.audience == "moderators"
-    card = triage_card(
-        item,
-        school=school,
-        account=account,
-        capabilities=SOURCES[account.platform].capabilities,
+    card = item_card(
+        session,
+        config=config,
+        item=item,
         now=now,
-        reasons=latest.reasons if latest else [],
         kind=row.kind,
         headline=headline,
         withhold_text=in_channel and item.category == "safeguarding",
@@ -110,6 +123,29 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
         recipients=people,
         channel=account.channel.get(surface) if in_channel else None,
         direct_only=row.audience in ("dsl", "leaders"),
+    )
+
+
+def _failed(session: Session, *, row: Outbox, error: Exception, surface: str, now: datetime) -> None:
+    """Back off and retry; after the cap (a short one when the config makes it undeliverable),
+    dead-letter it with the sentence: status "dead", counted on /healthz and in `status`. Either
+    way the lease is cleared and no send is in progress."""
+    assert row.id is not None
+    attempts, reason = row.attempts + 1, f"{type(error).__name__}: {error}"[:2000]
+    cap = UNDELIVERABLE_ATTEMPTS if isinstance(error, Undeliverable) else MAX_ATTEMPTS
+    free = {"lease_owner": None, "lease_until": None, "sending_at": None}
+    if attempts >= cap:
+        mark_outbox(session, outbox_id=row.id, status="dead", attempts=attempts, last_error=reason, **free)
+        log.error("delivery_dead outbox=%s surface=%s attempts=%d error=%r", row.id, surface, attempts, str(error))
+        return
+    backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
+    mark_outbox(session, outbox_id=row.id, attempts=attempts, next_attempt_at=now + backoff, last_error=reason, **free)
+    log.warning(
+        "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
+        row.id,
+        surface,
+        str(error),
+        backoff.total_seconds(),
     )
 
 
@@ -140,25 +176,10 @@ async def deliver_one(engine: Engine, *, config: Config, surface: ChatSurface, r
             await asyncio.to_thread(_mark, engine, row.id, sending_at=now)
             send: Callable[[Notification], Awaitable[Any]] = surface.deliver  # a surface may return a reference
             reference = await send(note)
-    except Exception as exc:  # any surface failure: keep it, retry later
-        backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(row.attempts, 10)))
+    except Exception as exc:  # any failure: keep it, retry later, up to a cap
+        error = exc
         await asyncio.to_thread(
-            _mark,
-            engine,
-            row.id,
-            attempts=row.attempts + 1,
-            next_attempt_at=now + backoff,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            lease_owner=None,
-            lease_until=None,
-            sending_at=None,
-        )
-        log.warning(
-            "delivery_failed outbox=%s surface=%s error=%r retry_in_s=%d",
-            row.id,
-            surface.name,
-            exc,
-            backoff.total_seconds(),
+            retrying, engine, lambda s: _failed(s, row=row, error=error, surface=surface.name, now=now)
         )
         return False
     await asyncio.to_thread(

@@ -81,7 +81,7 @@ class _Strict(BaseModel):
 
 
 class ChatConfig(_Strict):
-    """Which chat surface delivers cards: console now, slack/teams later."""
+    """Which chat surface delivers cards: the console, Slack or Teams."""
 
     surface: Literal["console", "slack", "teams"] = "console"
     read_commands: bool = Field(True, description="console: read commands from standard input")

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from botbuilder.integration.aiohttp import CloudAdapter
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
 
-from bot.teams import handle_request
+from bot.teams import HallMonitorTeamsBot, handle_request
 from hallmonitor import __version__
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
@@ -20,7 +22,13 @@ from hallmonitor.webhooks import webhook_router
 log = logging.getLogger(__name__)
 
 
-def create_app(service: Service, *, start_scheduler: bool = True, slack: Any = None, teams: Any = None) -> FastAPI:
+def create_app(
+    service: Service,
+    *,
+    start_scheduler: bool = True,
+    slack: AsyncApp | None = None,
+    teams: tuple[CloudAdapter, HallMonitorTeamsBot] | None = None,
+) -> FastAPI:
     """Build the web app around a service; the scheduler runs inside its lifespan."""
 
     @asynccontextmanager

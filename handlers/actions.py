@@ -24,9 +24,9 @@ from core.errors import PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
 from handlers.triage import CATEGORIES, verdict_for
+from monitors import registry
 from monitors.base import ActRequest, Source
 from monitors.http import USER_AGENT
-from monitors.registry import SOURCES
 from storage.models import Escalation, Evidence, Item, Triage
 from storage.models import Source as SourceRow
 from storage.queries import open_escalations, write_audit
@@ -118,7 +118,7 @@ def perform(
     if refusal:
         return audit("refused", refusal)
     account = config.account(item.account_id)
-    capabilities = SOURCES[account.platform].capabilities
+    capabilities = registry.capabilities(account.platform)
     if action in PLATFORM_ACTIONS:
         needed = PLATFORM_ACTIONS[action]
         if needed not in capabilities:
@@ -167,7 +167,7 @@ def _platform_action(
     evidence = snapshot(session, item=item, reason=action) if action in SNAPSHOT_BEFORE else None
     session.commit()
     account = config.account(item.account_id)
-    connector = SOURCES[account.platform](account, _watch_of(session, item, account))
+    connector = registry.SOURCES[account.platform](account, _watch_of(session, item, account))
     try:
         if action == Action.DELETE and tell and text:
             note = f"We have removed a comment because {text.rstrip('.')}."

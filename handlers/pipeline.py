@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from core.domain import NewItem
 from handlers.deadline import reply_by
 from handlers.triage import Classifier, Verdict, default_classifier
 from storage.models import Escalation, Item, Outbox, Triage
-from storage.queries import enqueue, insert_ignore, insert_ignore_many, known_external_ids, outbox_row
+from storage.queries import insert_ignore, insert_ignore_many, known_external_ids, outbox_row
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ CARDED_KINDS = frozenset({"comment", "mention", "message"})
 class IngestStats:
     seen: int = 0
     stored: int = 0
-    duplicates: int = 0
     escalated: int = 0
-    new_ids: list[int] = field(default_factory=list)
 
 
 def clock_start(new: NewItem, *, received: datetime, not_before: datetime | None) -> datetime:
@@ -117,12 +115,10 @@ def ingest(
         for new in fresh
     ]
     inserted = insert_ignore_many(session, Item, rows, returning=("id", "external_id", "kind"))
-    stats.duplicates = len(items) - len(inserted)
     triage, escalations, notes = [], [], []
     for item_id, external_id, kind in inserted:
         verdict = verdicts[external_id]
         stats.stored += 1
-        stats.new_ids.append(item_id)
         triage.append(
             {
                 "item_id": item_id,
@@ -147,20 +143,15 @@ def ingest(
             )
         if verdict.escalate != "none":
             stats.escalated += 1
-            reason = "; ".join(verdict.reasons)
-            escalations.append({"item_id": item_id, "target": verdict.escalate, "reason": reason, "created_at": now})
-            notes.append(
-                outbox_row(
-                    dedupe_key=escalation_key(item_id, verdict.escalate),
-                    school_id=school.id,
-                    kind="escalation",
-                    audience=verdict.escalate,
-                    item_id=item_id,
-                    now=now,
-                    payload={"reason": reason},
-                )
+            row, ping = escalation_rows(
+                item_id=item_id,
+                target=verdict.escalate,
+                reason="; ".join(verdict.reasons),
+                school_id=school.id,
+                now=now,
             )
-            log.info("escalated item=%s target=%s reason=%r", item_id, verdict.escalate, reason)
+            escalations.append(row)
+            notes.append(ping)
     insert_ignore_many(session, Triage, triage)
     insert_ignore_many(session, Escalation, escalations)
     insert_ignore_many(session, Outbox, notes)
@@ -172,20 +163,29 @@ def escalation_key(item_id: int, target: str, round_: int = 0) -> str:
     return f"escalation:{item_id}:{target}:{round_}"
 
 
-def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str) -> None:
-    """Open an escalation (once per item and target) and queue its ping."""
-    assert item.id is not None
-    insert_ignore(
-        session, Escalation, {"item_id": item.id, "target": target, "reason": reason, "created_at": item.received_at}
-    )
-    enqueue(
-        session,
-        dedupe_key=escalation_key(item.id, target),
+def escalation_rows(
+    *, item_id: int, target: str, reason: str, school_id: str, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An escalation's row and its first ping's outbox row, for ingest (in bulk) and `escalate`."""
+    log.info("escalated item=%s target=%s reason=%r", item_id, target, reason)
+    row = {"item_id": item_id, "target": target, "reason": reason, "created_at": now}
+    ping = outbox_row(
+        dedupe_key=escalation_key(item_id, target),
         school_id=school_id,
         kind="escalation",
         audience=target,
-        item_id=item.id,
+        item_id=item_id,
+        now=now,
         payload={"reason": reason},
-        now=item.received_at,
     )
-    log.info("escalated item=%s target=%s reason=%r", item.id, target, reason)
+    return row, ping
+
+
+def escalate(session: Session, *, item: Item, target: str, reason: str, school_id: str) -> None:
+    """Open an escalation (once per item and target) and queue its ping."""
+    assert item.id is not None
+    row, ping = escalation_rows(
+        item_id=item.id, target=target, reason=reason, school_id=school_id, now=item.received_at
+    )
+    insert_ignore(session, Escalation, row)
+    insert_ignore(session, Outbox, ping)

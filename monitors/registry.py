@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from core import config as core_config
 from core.config import Config
+from core.domain import Capability
 from core.errors import ConfigError
 from monitors.base import Source
 from monitors.bluesky import BlueskySource
@@ -37,6 +38,12 @@ SOURCES: dict[str, type[Source]] = {
     "x": XSource,
     "youtube": YouTubeSource,
 }
+
+
+def capabilities(platform: str) -> frozenset[Capability]:
+    """What moderators can do on a platform from chat; nothing for a platform we do not know."""
+    source = SOURCES.get(platform)
+    return source.capabilities if source is not None else frozenset()
 
 
 def _pydantic_lines(where: str, exc: ValidationError) -> list[str]:

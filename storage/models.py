@@ -91,15 +91,6 @@ class Item(ItemBase, table=True):
     anonymised_at: datetime | None = _ts()  # content removed by the purge or an erasure; counts stay
 
 
-class ItemPublic(ItemBase):
-    """What leaves the service (queue --json, chat): never the raw payload."""
-
-    id: int
-    school_id: str
-    account_id: str
-    acknowledged_by: str | None = None
-
-
 class Triage(SQLModel, table=True):
     """Every decision about an item, machine or moderator; the newest is current."""
 

@@ -315,3 +315,22 @@ def test_a_source_quiet_for_longer_than_usual_alerts_once(write_config, engine: 
     poll(engine, config, now=SAT + 17 * day, all_sources=True)
     poll(engine, config, now=SAT + 30 * day, all_sources=True)
     assert count(engine, Outbox, col(Outbox.kind) == "health") == 2
+
+
+@respx.mock
+def test_notes_for_an_account_that_left_the_config_are_dead_lettered(write_config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    respx.get(URL).mock(return_value=httpx.Response(200, text=COMMENTS))
+    poll(engine, write_config(account_block("blog", [URL])), now=SAT)
+    renamed = write_config(account_block("news", [URL]))  # the account was renamed: its queued cards are orphans
+    surface, when = RecordingSurface(), SAT
+    for _ in range(3):
+        when += timedelta(hours=1)  # past any backoff
+        deliver(engine, renamed, surface, when)
+    assert surface.notes == [] and count(engine, Outbox, col(Outbox.status) == "pending") == 0
+    with session_scope(engine) as s:
+        dead = list(s.scalars(select(Outbox).where(col(Outbox.status) == "dead")))
+    assert dead and all(o.attempts == 3 for o in dead)
+    assert "account 'blog' is no longer in the config (deleted or renamed)" in (dead[0].last_error or "")
+    deliver(engine, renamed, surface, when + timedelta(days=1))
+    with session_scope(engine) as s:
+        assert all(o.attempts == 3 for o in s.scalars(select(Outbox).where(col(Outbox.status) == "dead")))
