@@ -36,7 +36,6 @@ MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
 UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 CLAIM = 20  # notifications claimed at a time: a few seconds of sending
-LEASE = timedelta(minutes=2)  # a claimed notification comes back if its worker dies
 AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
 HEADLINES: dict[str, str | dict[str, str]] = {
     "escalation": {
@@ -161,21 +160,21 @@ def _mark(engine: Engine, outbox_id: int, **values: Any) -> None:
 async def deliver_one(engine: Engine, *, config: Config, surface: ChatSurface, row: Outbox, now: datetime) -> bool:
     """Send one claimed notification: build it (a read), commit that a send is starting, send with
     no transaction open, then commit it sent and clear the lease. On failure keep it and back off.
-    A row whose earlier send was cut short (`sending_at` set) is first asked of the surface, when
-    the surface can tell (`was_delivered`), so it is not posted twice."""
+    A row whose earlier send was cut short (`sending_at` set) goes through the surface's
+    `deliver_resumed` when it has one (Slack: conversations that already have the message, found by
+    its metadata, are skipped), so it is not posted twice."""
     assert row.id is not None
     try:
         note = await asyncio.to_thread(_build, engine, config, row, surface.name, now)
-        check = getattr(surface, "was_delivered", None)
-        if row.sending_at is not None and check is not None and await check(note, row.dedupe_key):
-            log.info("delivery_found_after_interruption outbox=%s surface=%s", row.id, surface.name)
-            reference = None
-        else:
-            if row.sending_at is not None:
-                log.warning("delivery_resent_after_interruption outbox=%s surface=%s", row.id, surface.name)
-            await asyncio.to_thread(_mark, engine, row.id, sending_at=now)
-            send: Callable[[Notification], Awaitable[Any]] = surface.deliver  # a surface may return a reference
-            reference = await send(note)
+        send: Callable[[Notification], Awaitable[Any]] = surface.deliver  # a surface may return a reference
+        if row.sending_at is not None:  # an earlier send was cut short: it may have reached some people
+            resumed = getattr(surface, "deliver_resumed", None)
+            log.warning(
+                "delivery_interrupted_before outbox=%s surface=%s checking=%s", row.id, surface.name, bool(resumed)
+            )
+            send = resumed or send
+        await asyncio.to_thread(_mark, engine, row.id, sending_at=now)
+        reference = await send(note)
     except Exception as exc:  # any failure: keep it, retry later, up to a cap
         error = exc
         await asyncio.to_thread(
@@ -214,7 +213,7 @@ async def deliver_pending(
     owner = owner or worker_id()
 
     def claim(session: Session) -> list[Outbox]:
-        return claim_outbox(session, owner=owner, now=now, lease=LEASE, limit=limit)
+        return claim_outbox(session, owner=owner, now=now, lease=config.service.lease, limit=limit)
 
     rows = await asyncio.to_thread(retrying, engine, claim)
     stats.claimed = len(rows)

@@ -195,20 +195,45 @@ class SlackSurface:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def deliver(self, note: Notification) -> None:
-        blocks = blocks_for(note.card)
-        text = note.card.headline
+    MARK = "hallmonitor_delivery"  # message metadata: which outbox row a message delivered
+
+    async def _targets(self, note: Notification) -> list[str]:
         if note.channel and not note.direct_only and note.audience == "moderators":
-            await self.client.chat_postMessage(channel=note.channel, text=text, blocks=blocks)
-            return
+            return [note.channel]
         people = [p for p in note.recipients if p.slack_user]
         if not people:
             raise RuntimeError(
                 f"no Slack user configured for the {note.audience} audience; set slack_user in [[staff]]"
             )
-        for person in people:
-            opened = await self.client.conversations_open(users=person.slack_user)
-            await self.client.chat_postMessage(channel=opened["channel"]["id"], text=text, blocks=blocks)
+        return [(await self.client.conversations_open(users=p.slack_user))["channel"]["id"] for p in people]
+
+    async def _post(self, channel: str, note: Notification) -> None:
+        metadata = {"event_type": self.MARK, "event_payload": {"outbox": note.outbox_id}}
+        await self.client.chat_postMessage(
+            channel=channel, text=note.card.headline, blocks=blocks_for(note.card), metadata=metadata
+        )
+
+    async def _posted(self, channel: str, outbox_id: int) -> bool:
+        """Is a message for this outbox row already in the conversation (its recent history)?"""
+        history = await self.client.conversations_history(channel=channel, limit=100, include_all_metadata=True)
+        for message in history.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == self.MARK and (meta.get("event_payload") or {}).get("outbox") == outbox_id:
+                return True
+        return False
+
+    async def deliver(self, note: Notification) -> None:
+        for channel in await self._targets(note):
+            await self._post(channel, note)
+
+    async def deliver_resumed(self, note: Notification) -> None:
+        """Deliver after an interrupted attempt: each conversation that already has the message
+        (found by its metadata) is skipped, so a crash mid-send posts nothing twice."""
+        for channel in await self._targets(note):
+            if await self._posted(channel, note.outbox_id):
+                log.info("delivery_already_posted outbox=%s channel=%s", note.outbox_id, channel)
+                continue
+            await self._post(channel, note)
 
 
 class _Seen:

@@ -90,8 +90,12 @@ class ChatConfig(_Strict):
 class ServiceConfig(_Strict):
     database_url: str = Field("sqlite:///hallmonitor.db", description="overridden by $DATABASE_URL")
     tick: Duration = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
-    max_concurrent_polls: int = Field(8, ge=1, le=256)
-    http_timeout: Duration = timedelta(seconds=20)
+    max_concurrent_polls: int = Field(32, ge=1, le=512, description="fetches in flight at once")
+    http_timeout: Duration = Field(timedelta(seconds=20), description="the whole of one fetch, every byte included")
+    lease: Duration = Field(
+        timedelta(minutes=2),
+        description="how long a claimed poll, delivery or notification stays claimed if its worker dies",
+    )
     public_url: str | None = Field(
         None, description="where staff reach this service, for web-view links (e.g. https://hm.example.sch.uk)"
     )

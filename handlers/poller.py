@@ -52,7 +52,7 @@ class Poller:
     @property
     def lease(self) -> timedelta:
         """How long a claimed source stays ours: well past its fetch deadline."""
-        return max(timedelta(minutes=2), self.config.service.http_timeout * 3)
+        return max(self.config.service.lease, self.config.service.http_timeout * 2)
 
     def connector(self, row: models.Source) -> Source:
         key = (row.account_id, row.location, row.kind, row.label)

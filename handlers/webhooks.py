@@ -35,7 +35,6 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
-LEASE = timedelta(minutes=2)  # a claimed delivery comes back to the pool if its worker dies
 RETRY_AFTER = timedelta(seconds=5)  # the first retry of a failed delivery; doubles each time
 
 
@@ -76,9 +75,9 @@ class _Delivery:
 Parsed = dict[str, list[NewItem]] | Exception  # account id -> items, or why it could not be read
 
 
-def _claim(engine: Engine, owner: str, limit: int, now: datetime) -> list[_Delivery]:
+def _claim(engine: Engine, owner: str, limit: int, now: datetime, lease: timedelta) -> list[_Delivery]:
     def work(session: Session) -> list[_Delivery]:
-        events = claim_webhook_events(session, owner=owner, now=now, lease=LEASE, limit=limit)
+        events = claim_webhook_events(session, owner=owner, now=now, lease=lease, limit=limit)
         return [_Delivery(e.id, e.platform, e.account_id, e.body) for e in events if e.id is not None]
 
     return retrying(engine, work)
@@ -221,7 +220,13 @@ class WebhookProcessor:
         async with self._step_lock:
             loop = asyncio.get_running_loop()
             claimed = await loop.run_in_executor(
-                self.processing, _claim, self.service.engine, self.owner, self.BATCH, now or utcnow()
+                self.processing,
+                _claim,
+                self.service.engine,
+                self.owner,
+                self.BATCH,
+                now or utcnow(),
+                self.service.config.service.lease,
             )
             if claimed:
                 await process(self.service, claimed, self.processing)
@@ -258,7 +263,10 @@ async def retry_pending(service: WebhookRuntime, *, now: datetime | None = None)
     """Process every delivery ready to retry (a crash or an error left it pending); how many of
     them are now processed."""
     owner, ids = worker_id(), []
-    while claimed := await asyncio.to_thread(_claim, service.engine, owner, WebhookProcessor.BATCH, now or utcnow()):
+    lease = service.config.service.lease
+    while claimed := await asyncio.to_thread(
+        _claim, service.engine, owner, WebhookProcessor.BATCH, now or utcnow(), lease
+    ):
         ids += [d.id for d in claimed]
         await process(service, claimed)
     with session_scope(service.engine) as session:
