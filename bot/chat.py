@@ -14,6 +14,7 @@ from core.chat import Card
 from core.config import Role, StaffConfig
 from core.protocols import Runtime
 from handlers.actions import perform
+from handlers.chat_requests import chat_request
 from handlers.policy import PolicyError, ask
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
@@ -24,7 +25,9 @@ from storage.types import utcnow
 
 HELP = (
     "Commands: `ask <question>` (answers from your school's social media policy), "
-    "`queue` (open items, soonest reply-by first), `status` (monitor health)."
+    "`queue` (open items, soonest reply-by first), `status` (monitor health), "
+    "`web` (a sign-in link to the web view, by direct message), `export N` (an item's record as a PDF), "
+    "`hold N reason` / `release N` (legal hold)."
 )
 
 
@@ -72,7 +75,7 @@ def card_for(service: Runtime, item_id: int) -> Card | None:
         )
 
 
-def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str) -> str:
+def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str, surface: str = "chat") -> str:
     """Plain-text reply to a chat command from a member of staff (or a stranger)."""
     if staff is None:
         return "I don't know you yet: ask your school's Hall Monitor admin to add your chat id to the staff list."
@@ -82,6 +85,8 @@ def command(service: Runtime, *, staff: StaffConfig | None, verb: str, text: str
         return queue_text(service, staff)
     if verb == "status":
         return status_text(service)
+    if verb in ("web", "export", "hold", "release"):
+        return chat_request(service, staff=staff, verb=verb, text=text, surface=surface)
     return HELP
 
 

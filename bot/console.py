@@ -43,7 +43,9 @@ HELP = """commands:
 def render(card: Card, *, to: str) -> str:
     bar = "─" * 72
     lines = [bar, f"[{card.kind}] #{card.item_id if card.item_id is not None else '-'}  {card.headline}   → {to}"]
-    if card.text:
+    if card.text and card.item_id is None:  # a digest, a link: the whole message
+        lines += [f"  {line}" for line in card.text.splitlines()]
+    elif card.text:
         lines.append(f"  “{card.text[:500]}”")
     meta = " · ".join(x for x in (card.author and f"by {card.author}", card.platform, card.url) if x)
     if meta:
@@ -75,6 +77,10 @@ class ConsoleSurface:
         )
         with self._lock:
             print(render(note.card, to=where), file=self.out, flush=True)
+            for file in note.attachments:
+                print(
+                    f"  attached: {file.filename} ({file.mime}, {len(file.content)} bytes)", file=self.out, flush=True
+                )
 
 
 class ConsoleCommands:

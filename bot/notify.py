@@ -23,7 +23,9 @@ from sqlmodel import Session
 from bot.cards import item_card
 from core.chat import Button, Card, ChatSurface, Notification
 from core.config import AccountConfig, Config, Role, StaffConfig
+from core.domain import Audience
 from core.errors import HallMonitorError
+from handlers.reports.delivery import PERSONAL_KINDS
 from storage.db import session_scope
 from storage.leases import claim_outbox, release, retrying, worker_id
 from storage.models import Item, Outbox
@@ -36,7 +38,7 @@ MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
 UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 CLAIM = 20  # notifications claimed at a time: a few seconds of sending
-AUDIENCE_ROLE = {"slt": Role.SLT, "dsl": Role.DSL}
+AUDIENCE_ROLE = {Audience.SLT: Role.SLT, Audience.DSL: Role.DSL}
 HEADLINES: dict[str, str | dict[str, str]] = {
     "escalation": {
         "dsl": "Safeguarding concern for the DSL",
@@ -71,16 +73,18 @@ def _account(config: Config, account_id: str) -> AccountConfig:
 
 def recipients(config: Config, *, school_id: str, audience: str, account_id: str | None) -> list[StaffConfig]:
     """Who a notification is for. DSL pings go to DSLs only; late pings widen to SLT and moderators."""
-    if audience == "moderators":
+    if audience == Audience.MODERATORS:
         ids = _account(config, account_id).moderators if account_id else []
         return [s for s in (config.staff_by_id(i) for i in ids) if s is not None]
-    if audience == "leaders":  # the widened circle: every SLT member and the DSL
+    if audience == Audience.LEADERS:  # the widened circle: every SLT member and the DSL
         leaders = config.staff_with_role(school_id, Role.SLT) + config.staff_with_role(school_id, Role.DSL)
         return list({p.id: p for p in leaders}.values())
-    return config.staff_with_role(school_id, AUDIENCE_ROLE[audience])
+    return config.staff_with_role(school_id, AUDIENCE_ROLE[Audience(audience)])
 
 
 def build_note(session: Session, *, config: Config, row: Outbox, surface: str, now: datetime) -> Notification:
+    if row.kind in PERSONAL_KINDS:
+        return PERSONAL_KINDS[row.kind](session, config=config, row=row, surface=surface, now=now)
     item = session.get(Item, row.item_id) if row.item_id else None
     if item is None:
         card = Card(
@@ -94,7 +98,7 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
     school = config.school_of(account)
     named = HEADLINES.get(row.kind)
     headline = named.get(row.audience) if isinstance(named, dict) else named
-    in_channel = row.audience == "moderators"
+    in_channel = row.audience == Audience.MODERATORS
     card = item_card(
         session,
         config=config,
@@ -121,7 +125,7 @@ def build_note(session: Session, *, config: Config, row: Outbox, surface: str, n
         card=card,
         recipients=people,
         channel=account.channel.get(surface) if in_channel else None,
-        direct_only=row.audience in ("dsl", "leaders"),
+        direct_only=row.audience in (Audience.DSL, Audience.LEADERS),
     )
 
 

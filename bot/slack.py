@@ -212,6 +212,12 @@ class SlackSurface:
         await self.client.chat_postMessage(
             channel=channel, text=note.card.headline, blocks=blocks_for(note.card), metadata=metadata
         )
+        if channel == note.channel:
+            return
+        for file in note.attachments:  # charts and records: direct messages only
+            await self.client.files_upload_v2(
+                channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+            )
 
     async def _posted(self, channel: str, outbox_id: int) -> bool:
         """Is a message for this outbox row already in the conversation (its recent history)?"""
@@ -345,7 +351,9 @@ def build_slack_app(service: chat.ChatRuntime, *, token: str, signing_secret: st
             text, choices = await asyncio.to_thread(chat.policy_answer, service, staff, rest)
             await respond(text=text, blocks=answer_blocks(text, choices), response_type="ephemeral")
             return
-        reply = await asyncio.to_thread(chat.command, service, staff=staff, verb=verb.lower(), text=rest)
+        reply = await asyncio.to_thread(
+            chat.command, service, staff=staff, verb=verb.lower(), text=rest, surface="slack"
+        )
         await respond(text=reply, response_type="ephemeral")
 
     @app.action(re.compile(r"^hm_ask_\d+$"))

@@ -14,17 +14,19 @@ empty MICROSOFT_APP_ID disables authentication: for local testing only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from typing import Any
 
 from botbuilder.core import ActivityHandler, CardFactory, InvokeResponse, MessageFactory, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, Attachment, ChannelAccount, ConversationReference
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from bot import chat
+from core.chat import Attachment as FileAttachment
 from core.chat import Card, Notification
 from core.config import Config, StaffConfig
 from core.domain import Category
@@ -111,6 +113,18 @@ def adaptive_card(card: Card, *, done: str | None = None) -> dict[str, Any]:
     }
 
 
+def inline_attachment(file: FileAttachment) -> Attachment:
+    """A file inline in a personal chat: images as base64 data URIs, which Teams shows in the message.
+    Teams accepts only images inline; anything else becomes a card pointing to the web view."""
+    if file.mime.startswith("image/"):
+        data = base64.b64encode(file.content).decode()
+        return Attachment(content_type=file.mime, content_url=f"data:{file.mime};base64,{data}", name=file.filename)
+    note = f"{file.title or file.filename}: Teams cannot take this file in chat; open it from the web view (/web)."
+    return CardFactory.adaptive_card(
+        {"type": "AdaptiveCard", "version": "1.4", "body": [{"type": "TextBlock", "text": note, "wrap": True}]}
+    )
+
+
 def answer_card(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
     actions = [
         {
@@ -184,8 +198,10 @@ class HallMonitorTeamsBot(ActivityHandler):
             return
         question = (TurnContext.remove_recipient_mention(activity) or activity.text or "").strip()
         verb, _, rest = question.partition(" ")
-        if verb.lower() in ("queue", "status", "help"):
-            text = await asyncio.to_thread(chat.command, self.service, staff=staff, verb=verb.lower(), text=rest)
+        if verb.lower() in ("queue", "status", "help", "web", "export", "hold", "release"):
+            text = await asyncio.to_thread(
+                chat.command, self.service, staff=staff, verb=verb.lower(), text=rest, surface="teams"
+            )
             await turn_context.send_activity(text)
             return
         text, choices = await asyncio.to_thread(chat.policy_answer, self.service, staff, question)
@@ -249,7 +265,9 @@ class TeamsSurface:
             return ConversationReference().deserialize(row.reference) if row else None
 
     async def deliver(self, note: Notification) -> None:
-        attachment = CardFactory.adaptive_card(adaptive_card(note.card))
+        attachments = [CardFactory.adaptive_card(adaptive_card(note.card))] + [
+            inline_attachment(f) for f in note.attachments if not note.channel or note.direct_only
+        ]
         targets: list[tuple[str, str]] = []
         if note.channel and not note.direct_only and note.audience == "moderators":
             targets.append(("channel", note.channel))
@@ -264,7 +282,7 @@ class TeamsSurface:
 
             async def send(context: TurnContext) -> None:
                 context.activity.id = None  # a new message in the conversation, not a reply to the continuation
-                await context.send_activity(MessageFactory.attachment(attachment))
+                await context.send_activity(MessageFactory.list(attachments))
 
             await self.adapter.continue_conversation(reference, send, self.app_id)
 

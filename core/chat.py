@@ -36,6 +36,16 @@ class Card:
     media_urls: list[str] = field(default_factory=list)  # always empty for safeguarding items
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a notification (a digest chart, an exported record)."""
+
+    filename: str
+    content: bytes
+    mime: str = "image/png"
+    title: str | None = None
+
+
 @dataclass(slots=True)
 class Notification:
     """One delivery: a card for an audience, resolved to people and a channel."""
@@ -48,6 +58,7 @@ class Notification:
     recipients: list[StaffConfig] = field(default_factory=list)
     channel: str | None = None  # the account's moderators' channel on this surface
     direct_only: bool = False  # never post to a shared channel (safeguarding)
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 class ChatSurface(Protocol):

@@ -15,6 +15,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.teams import HallMonitorTeamsBot, handle_request
+from bot.web import web_router
 from hallmonitor import __version__
 from hallmonitor.service import Service
 from hallmonitor.webhooks import webhook_router
@@ -52,6 +53,8 @@ def create_app(
     webhooks = webhook_router(service, service.webhooks)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
+
+    app.include_router(web_router(service))  # read-only; identity from a signed link sent in chat
 
     if slack is not None:
         slack_handler = AsyncSlackRequestHandler(slack)

@@ -26,6 +26,7 @@ from core.chat import ChatSurface
 from core.config import Config, Nation, Role
 from core.errors import ConfigError, HallMonitorError
 from hallmonitor.app import create_app
+from hallmonitor.cli_records import add_commands
 from hallmonitor.scoring import format_policy, format_triage, run_policy_eval, run_triage_eval
 from hallmonitor.service import Service
 from handlers.deadline import reply_by, why_due
@@ -327,7 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
+    add_commands(sub, _with_database, with_config)
     return parser
+
+
+def _with_database(func: Callable[[argparse.Namespace, Config, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """A command handler given the config and an open, migrated database."""
+
+    def run(args: argparse.Namespace) -> int:
+        config = _config(args)
+        return func(args, config, _open(config))
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

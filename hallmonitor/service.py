@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,6 +31,8 @@ from handlers.actions import run_act
 from handlers.poller import Poller
 from handlers.polling import PollSummary
 from handlers.reminders import check_clocks
+from handlers.reports.digest import queue_due_digests
+from handlers.retention import run_due_purges
 from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import WebhookProcessor, retry_pending
 from monitors.base import ActRequest
@@ -61,6 +63,7 @@ class Service:
     webhooks: WebhookProcessor = field(init=False)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _stopping: asyncio.Event | None = None
+    _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
 
     def __post_init__(self) -> None:
         if self.classifier is None:
@@ -106,20 +109,45 @@ class Service:
         return summary
 
     def _clocks(self) -> None:
+        """Reply clocks, then the digests and purges: by one process at a time (the "clocks" job lease)."""
+        held: list[datetime] = []
+
         def work(session: Session) -> None:
             now = utcnow()
             if hold_job(session, name="clocks", owner=self.owner, now=now, lease=timedelta(seconds=self.tick_s * 4)):
                 check_clocks(session, config=self.config, now=now)
+                held.append(now)
 
         retrying(self.engine, work)
+        if held:
+            self.scheduled_jobs(held[0])
 
     def platform_call(self, connector: Connector, request: ActRequest) -> str:
         """Run a connector's action on the service's event loop and shared client, from the worker
         thread an action runs in; with no loop running yet (CLI, tests), on a loop of its own."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a worker thread, as it should be
+        else:
+            raise RuntimeError("platform_call blocks: call it from a worker thread, not from the event loop")
         loop = self.loop
         if loop is None or not loop.is_running():
             return run_act(connector, request)
         return asyncio.run_coroutine_threadsafe(connector.act(self.http_client(), request), loop).result()
+
+    def scheduled_jobs(self, now: datetime) -> None:
+        """The weekly digests and the nightly retention purge, each when its school's time has come.
+        Each job is idempotent (a dedupe key, a purge of what is past its period), so a tick may call it often."""
+        try:
+            with session_scope(self.engine) as session:
+                queue_due_digests(session, config=self.config, now=now)
+        except Exception:
+            log.exception("digest_pass_crashed")
+        try:
+            run_due_purges(self.engine, config=self.config, now=now, last_run=self._purged)
+        except Exception:
+            log.exception("purge_pass_crashed")
 
     def start(self) -> None:
         """Start the worker loops on the running event loop."""

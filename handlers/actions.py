@@ -19,7 +19,7 @@ import httpx
 from sqlmodel import Session
 
 from core.config import AccountConfig, Config, Role, Watch
-from core.domain import Action, Capability
+from core.domain import Action, Capability, Escalate, Status
 from core.errors import PlatformError
 from handlers.deadline import reply_by
 from handlers.pipeline import escalate
@@ -32,16 +32,16 @@ from storage.models import Source as SourceRow
 from storage.queries import open_escalations, write_audit
 
 log = logging.getLogger(__name__)
-DESTRUCTIVE = {"hide": Capability.HIDE, "delete": Capability.DELETE, "block": Capability.BLOCK}
+DESTRUCTIVE = {Action.HIDE: Capability.HIDE, Action.DELETE: Capability.DELETE, Action.BLOCK: Capability.BLOCK}
 PLATFORM_ACTIONS = {
     **DESTRUCTIVE,
-    "reply": Capability.REPLY,
-    "unhide": Capability.UNHIDE,
-    "mute": Capability.MUTE,
-    "report": Capability.REPORT,
+    Action.REPLY: Capability.REPLY,
+    Action.UNHIDE: Capability.UNHIDE,
+    Action.MUTE: Capability.MUTE,
+    Action.REPORT: Capability.REPORT,
 }
-SNAPSHOT_BEFORE = frozenset(DESTRUCTIVE) | {"report"}  # reported posts often vanish: keep what was reported
-STATUS_AFTER = {"hide": "hidden", "delete": "deleted", "reply": "replied"}
+SNAPSHOT_BEFORE = frozenset(DESTRUCTIVE) | {Action.REPORT}  # reported posts often vanish: keep what was reported
+STATUS_AFTER = {Action.HIDE: Status.HIDDEN, Action.DELETE: Status.DELETED, Action.REPLY: Status.REPLIED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,10 @@ class ActionResult:
 
 
 PlatformCall = Callable[[Source, ActRequest], str]
+
+
+class Refused(Exception):
+    """An action handler's refusal; its message is the sentence the person sees (and is audited)."""
 
 
 class Audit(Protocol):
@@ -120,7 +124,7 @@ def perform(
     account = config.account(item.account_id)
     capabilities = registry.capabilities(account.platform)
     if action in PLATFORM_ACTIONS:
-        needed = PLATFORM_ACTIONS[action]
+        needed = PLATFORM_ACTIONS[Action(action)]
         if needed not in capabilities:
             return audit("refused", f"{account.platform} does not let us {action} from here; do it on the platform.")
         return _platform_action(
@@ -136,9 +140,10 @@ def perform(
     handler = _HANDLERS.get(action)
     if handler is None:
         return audit("refused", f"Unknown action {action!r}.")
-    message = handler(session, config=config, item=item, actor=actor, now=now, argument=argument)
-    if message.startswith("!"):
-        return audit("refused", message[1:])
+    try:
+        message = handler(session, config=config, item=item, actor=actor, now=now, argument=argument)
+    except Refused as exc:
+        return audit("refused", str(exc))
     session.add(item)
     return audit("ok", message)
 
@@ -188,7 +193,7 @@ def _platform_action(
     if action == "reply":
         item.replied_at = now
     if action == "unhide":
-        item.status = "open" if item.needs_reply and not item.replied_at else "closed"
+        item.status = Status.OPEN if item.needs_reply and not item.replied_at else Status.CLOSED
     session.add(item)
     return audit("ok", message, evidence_id=evidence.id if evidence else None, told_audience=tell)
 
@@ -231,17 +236,17 @@ def _refusal(config: Config, *, actor: str, action: str, item: Item, session: Se
 def _acknowledge(session: Session, *, item: Item, actor: str, now: datetime, **_: object) -> str:
     if item.acknowledged_by:
         return f"Already acknowledged by {item.acknowledged_by}."
-    item.status, item.acknowledged_by, item.acknowledged_at = "acknowledged", actor, now
+    item.status, item.acknowledged_by, item.acknowledged_at = Status.ACKNOWLEDGED, actor, now
     return f"Acknowledged by {actor}."
 
 
 def _mark_replied(session: Session, *, item: Item, actor: str, now: datetime, **_: object) -> str:
-    item.status, item.replied_at = "replied", now
+    item.status, item.replied_at = Status.REPLIED, now
     return f"Marked replied by {actor}; the reply clock has stopped."
 
 
 def _close(session: Session, *, item: Item, actor: str, **_: object) -> str:
-    item.status = "closed"
+    item.status = Status.CLOSED
     return f"Closed by {actor}: no reply needed."
 
 
@@ -250,7 +255,7 @@ def _recategorise(
 ) -> str:
     category = (argument or "").strip().lower()
     if category not in CATEGORIES:
-        return f"!Say which category: {', '.join(CATEGORIES)}."
+        raise Refused(f"Say which category: {', '.join(CATEGORIES)}.")
     verdict = verdict_for(category, [f"re-categorised by {actor}"], decided_by=actor)
     assert item.id is not None
     session.add(
@@ -277,14 +282,14 @@ def _recategorise(
             reason=f"re-categorised as {category} by {actor}",
             school_id=item.school_id,
         )
-    if item.status == "closed" and (item.needs_reply or verdict.escalate != "none"):
-        item.status = "open"
+    if item.status == Status.CLOSED and (item.needs_reply or verdict.escalate != Escalate.NONE):
+        item.status = Status.OPEN
     return f"Re-categorised as {category} by {actor}."
 
 
 def _not_abuse(session: Session, *, item: Item, actor: str, now: datetime, **kw: object) -> str:
     if item.category != "abuse":
-        return "!Only items triaged as abuse can be marked not abuse."
+        raise Refused("Only items triaged as abuse can be marked not abuse.")
     for esc in open_escalations(session, item_id=item.id):
         if esc.target == "slt":
             esc.acknowledged_at, esc.acknowledged_by = now, actor
@@ -309,7 +314,9 @@ def _ack_escalation(session: Session, *, config: Config, item: Item, actor: str,
             esc.acknowledged_at, esc.acknowledged_by = now, actor
             session.add(esc)
             done.append(esc)
-    return f"Escalation acknowledged by {actor}." if done else "!Nothing to acknowledge."
+    if not done:
+        raise Refused("Nothing to acknowledge.")
+    return f"Escalation acknowledged by {actor}."
 
 
 _HANDLERS = {

@@ -92,12 +92,14 @@ def ever_safeguarding_ids(session: Session, item_ids: Iterable[int]) -> set[int]
         )
         found.update(
             session.scalars(
-                select(Triage.item_id).where(col(Triage.item_id).in_(chunk), col(Triage.category) == SAFEGUARDING)
+                select(col(Triage.item_id)).where(col(Triage.item_id).in_(chunk), col(Triage.category) == SAFEGUARDING)
             )
         )
         found.update(
             session.scalars(
-                select(Escalation.item_id).where(col(Escalation.item_id).in_(chunk), col(Escalation.target) == "dsl")
+                select(col(Escalation.item_id)).where(
+                    col(Escalation.item_id).in_(chunk), col(Escalation.target) == "dsl"
+                )
             )
         )
     return found

@@ -1,9 +1,16 @@
-"""Small helpers for tests: a recording chat surface and a polling shortcut."""
+"""Small helpers for tests: a recording chat surface, polling and acting shortcuts, and `hm()`,
+the one way tests run the `hallmonitor` command (in-process unless a real process is asked for)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +20,7 @@ from sqlmodel import SQLModel
 from bot.notify import deliver_pending
 from core.chat import Notification
 from core.config import Config
+from hallmonitor.cli import main
 from handlers.poller import poll_once
 from handlers.polling import PollSummary
 from storage.db import session_scope
@@ -84,3 +92,28 @@ def act(
             now=now or datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
             argument=argument,
         )
+
+
+def hm(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `hallmonitor ARGS`. In-process by default (a new process per call re-imports everything and
+    re-encodes the training set); `process=True` for the one real-process smoke test per command."""
+    if process:
+        return subprocess.run(
+            [sys.executable, "-m", "hallmonitor.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=120,
+        )
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        sys.stdin = saved_stdin
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -1,4 +1,5 @@
-"""A local stand-in for the Slack Web API on loopback (as bolt-python's own tests do).
+"""A local stand-in for the Slack Web API on loopback (as bolt-python's own tests do),
+file uploads (files_upload_v2's upload URL) included.
 
 It answers the methods Hall Monitor calls, records every call, and can be told
 to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while.
@@ -16,6 +17,8 @@ from urllib.parse import parse_qs
 class MockSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
+        self.file_count = 0
         self.fail_next = 0
         self.rate_limit_next = 0
         self._lock = threading.Lock()
@@ -23,7 +26,13 @@ class MockSlack:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/upload/"):  # step 2 of files_upload_v2: the file's bytes
+                    with mock._lock:
+                        mock.uploads[self.path.rsplit("/", 1)[-1]] = raw
+                    self._send(200, {"ok": True})
+                    return
+                body = raw.decode()
                 if "json" in (self.headers.get("Content-Type") or ""):
                     data = json.loads(body or "{}")
                 else:
@@ -69,6 +78,14 @@ class MockSlack:
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "hallmonitor"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "X"))}}
+        if method == "files.getUploadURLExternal":
+            self.file_count += 1
+            file_id = f"F{self.file_count}"
+            return {"ok": True, "file_id": file_id, "upload_url": self.url.removesuffix("api/") + f"upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = data.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method in ("chat.postMessage", "chat.update"):
             return {"ok": True, "channel": data.get("channel"), "ts": "1700000000.000100"}
         return {"ok": True}

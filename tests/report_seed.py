@@ -84,6 +84,7 @@ id = "sam"
 name = "Sam Teacher"
 school = "northgate"
 roles = ["staff"]
+slack_user = "USAM"
 
 [[staff]]
 id = "kim"

@@ -1,27 +1,17 @@
-"""The machine contracts of the `hallmonitor` command."""
+"""The machine contracts of the `hallmonitor` command: one real-process smoke test per command
+(`process=True`; `run` is in test_service.py, `check-config` in test_config.py), the rest in-process."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from hallmonitor.scoring import read_jsonl, score_triage
 from tests.conftest import REPO, SHARED
+from tests.helpers import hm
 
 TRIAGE_DEV = SHARED / "eval" / "triage_dev.jsonl"
-
-
-def hm(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hallmonitor.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+POLICIES = SHARED / "policies"
 
 
 def test_triage_jsonl_contract_and_dev_set_escalation() -> None:
@@ -41,7 +31,7 @@ def test_triage_jsonl_contract_and_dev_set_escalation() -> None:
 
 def test_triage_accepts_optional_fields_and_reports_bad_lines() -> None:
     stdin = '{"id": "a", "text": "Thank you!", "platform": "facebook", "author": "Jo"}\nnot json\n{"id": "b"}\n'
-    run = hm("triage", "--jsonl", stdin=stdin)
+    run = hm("triage", "--jsonl", stdin=stdin, process=True)
     out = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(out) == 3 and out[0]["category"] == "praise"
     assert out[1]["error"] and out[2]["error"]
@@ -64,16 +54,24 @@ def test_poll_then_queue_json(tmp_path: Path) -> None:
     text = text.replace("examples/feeds/google-alerts.xml", str(not_a_feed))
     config = tmp_path / "config.toml"
     config.write_text(text)
-    run = hm("poll", "--config", str(config))
+    run = hm("poll", "--config", str(config), process=True)
     assert run.returncode == 0, run.stderr
     assert "items_new=2" in run.stdout and "failed=2" in run.stdout  # the two bad sources fail, loudly
     assert "no such file" in run.stdout and "not a readable RSS/Atom feed" in run.stdout
-    queue = hm("queue", "--json", "--config", str(config))
+    queue = hm("queue", "--json", "--config", str(config), process=True)
     rows = json.loads(queue.stdout)
     assert [(r["category"], r["needs_reply"], r["escalate"]) for r in rows] == [("question", True, "none")]
     assert rows[0]["reply_by"].endswith(("+00:00", "+01:00"))
 
 
 def test_score_triage_prints_figures() -> None:
-    run = hm("score", "triage", "--gold", str(TRIAGE_DEV), "--quiet")
+    run = hm("score", "triage", "--gold", str(TRIAGE_DEV), "--quiet", process=True)
     assert run.returncode == 0 and "escalation recall" in run.stdout and "false escalation rate" in run.stdout
+
+
+def test_ask_answers_from_a_policy_file() -> None:
+    run = hm(
+        "ask", "--policy", str(POLICIES / "harwell.txt"), "Can I accept a friend request from a pupil?", process=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() and "Traceback" not in run.stderr

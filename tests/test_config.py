@@ -113,3 +113,31 @@ def test_database_url_prefers_the_environment_and_the_shipped_driver(monkeypatch
     assert database_url("sqlite:///x.db") == "postgresql+psycopg://u@h/db"
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/db")
     assert database_url("sqlite:///x.db") == "postgresql+psycopg://u@h/db"
+
+
+FACEBOOK = """
+[[accounts]]
+id = "fb"
+platform = "facebook"
+moderators = ["amira", "ben"]
+credentials = {{ token = "FB_TOKEN" }}
+watch = [{{ url = "{page}" }}]
+"""
+
+
+def test_a_platform_checks_its_watch_targets_at_load_and_credentials_in_check_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = BASE_CONFIG.format(db="x.db")
+    problems = _problems(tmp_path, base + FACEBOOK.format(page="https://facebook.com/northgate"))
+    assert (
+        "config.toml: accounts[0].watch[0].url: 'https://facebook.com/northgate' is not a Facebook Page id (digits)"
+        in problems
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(base + FACEBOOK.format(page="19292868552"), encoding="utf-8")
+    assert load_config(path).accounts[0].platform == "facebook"  # loads: the keys are check-config's business
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "config.toml: accounts[0].credentials.page_token: required; name the environment variable" in err
+    assert "config.toml: accounts[0].credentials.token: not a credential this platform uses" in err

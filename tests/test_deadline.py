@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime, time
 
 import pytest
 
 from handlers.deadline import reply_by, why_due
+from tests.helpers import hm
 
 
 def due(received: str, nation: str = "england") -> str:
@@ -90,12 +90,12 @@ def test_reason_names_the_holiday() -> None:
     assert "Saint Andrew" in why_due(datetime.fromisoformat("2026-11-30T08:00:00+00:00"), nation="scotland")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hallmonitor.cli", "deadline", *args], capture_output=True, text=True)
+def _cli(*args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+    return hm("deadline", *args, process=process)
 
 
 def test_deadline_command_contract() -> None:
-    run = _cli("--received", "2026-11-30T08:00:00Z", "--region", "scotland")
+    run = _cli("--received", "2026-11-30T08:00:00Z", "--region", "scotland", process=True)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out == {"received": "2026-11-30T08:00:00+00:00", "reply_by": "2026-12-01T17:00:00+00:00"}

@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 
 from handlers.reports.figures import Period, compute, median, p90, source_problems
-from storage.db import open_database, session_scope
+from storage.db import session_scope
 from tests.report_seed import NOW, seed, write_config
 
 WEEK = Period(date(2026, 3, 30), date(2026, 4, 5))
 
 
 @pytest.fixture
-def trust(tmp_path: Path):  # type: ignore[no-untyped-def]
+def trust(tmp_path: Path, engine):  # type: ignore[no-untyped-def]
     config = write_config(tmp_path)
-    engine = open_database(config.service.database_url)
     seed(engine, config)
-    yield config, engine
-    engine.dispose()
+    return config, engine
 
 
 def test_percentiles_by_hand() -> None:

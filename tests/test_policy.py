@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zlib
 from datetime import date
 from pathlib import Path
@@ -16,6 +14,7 @@ from handlers.policy import ask, index_for
 from handlers.policy.document import PolicyError, load_policy
 from handlers.policy.parse import normalise
 from tests.conftest import REPO, SHARED
+from tests.helpers import hm
 
 POLICIES = SHARED / "policies"
 ALL = sorted(POLICIES.glob("*.txt"))
@@ -182,12 +181,6 @@ def test_dev_set_targets() -> None:
     assert figures["top3"] >= 0.97
     assert figures["top1"] >= 0.90
     assert figures["abstain_accuracy"] == 1.0
-
-
-def hm(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hallmonitor.cli", *args], input=stdin, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_ask_command_contracts(tmp_path: Path) -> None:

@@ -287,3 +287,31 @@ def test_an_unreachable_teams_service_is_logged_not_a_crash(
     response = asyncio.run(go())
     assert response.status_code == 201  # the turn's error handler logged it; the request completes cleanly
     assert "teams_turn_failed" in caplog.text and "teams_apology_not_sent" in caplog.text
+
+
+def test_web_in_personal_chat_sends_a_sign_in_link(
+    config: Config, engine: Engine, connector: MockConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HALLMONITOR_WEB_SECRET", "t" * 40)
+
+    async def go() -> None:
+        h = Harness(config, engine)
+        asked = await h.send(activity(connector, "message", who="aad-dana", channel=False, text="web"))
+        assert asked.status_code in (200, 201)
+        from bot.notify import deliver_pending
+        from storage.types import utcnow
+
+        stats = await deliver_pending(engine, config=config, surface=h.service.surface, now=utcnow())
+        assert stats.sent == 1
+        await h.http.aclose()
+
+    asyncio.run(go())
+    to_dana = [
+        json.dumps(body)
+        for method, path, body in connector.sent()
+        if method == "POST" and unquote(path).startswith("/v3/conversations/a:personal-aad-dana/activities")
+    ]
+    assert any("sent you a sign-in link" in b for b in to_dana)  # the reply to the command
+    assert any("/web/login?token=" in b for b in to_dana)  # the link itself, by direct message
+    channel = [b for m, p, b in connector.sent() if CHANNEL in unquote(p)]
+    assert not any("/web/login" in json.dumps(b) for b in channel)

@@ -1,0 +1,135 @@
+"""The weekly SLT digest: queued once at the configured time, delivered by direct message with
+its charts to the loopback mock Slack Web API and the mock Bot Connector, printed by the console."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import col
+
+from bot.console import ConsoleSurface
+from bot.notify import deliver_pending
+from core.config import Config
+from handlers.reports.digest import digest_text, digest_week, queue_due_digests
+from storage.db import session_scope
+from storage.models import Outbox, TeamsConversation
+from tests.mock_connector import MockConnector
+from tests.mock_slack import MockSlack
+from tests.report_seed import TEXTS, seed, write_config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+DIGEST_AT = datetime(2026, 4, 6, 7, 0, tzinfo=UTC)  # Easter Monday 08:00 BST: the digest for 30 March - 5 April
+
+
+@pytest.fixture
+def trust(tmp_path: Path, engine: Engine) -> tuple[Config, Engine]:
+    config = write_config(tmp_path)
+    seed(engine, config)
+    return config, engine
+
+
+def _queue(config: Config, engine: Engine, now: datetime) -> int:
+    with session_scope(engine) as session:
+        return queue_due_digests(session, config=config, now=now)
+
+
+def _deliver(config: Config, engine: Engine, surface: Any, now: datetime) -> Any:
+    async def go() -> Any:
+        return await deliver_pending(engine, config=config, surface=surface, now=now)
+
+    return asyncio.run(go())
+
+
+def test_the_digest_is_queued_once_at_its_time_and_never_quotes(trust: tuple[Config, Engine]) -> None:
+    config, engine = trust
+    school = config.school("northgate")
+    moment, week = digest_week(school, DIGEST_AT + timedelta(hours=30))
+    assert moment == DIGEST_AT and (week.start.isoformat(), week.end.isoformat()) == ("2026-03-30", "2026-04-05")
+    assert _queue(config, engine, DIGEST_AT - timedelta(minutes=1)) == 0  # Sunday's week is not over yet
+    assert _queue(config, engine, DIGEST_AT) == 2  # both schools
+    assert _queue(config, engine, DIGEST_AT + timedelta(hours=1)) == 0  # once per week, across ticks and restarts
+    assert _queue(config, engine, DIGEST_AT + timedelta(days=3)) == 0  # too late to catch up: next week's comes
+    with session_scope(engine) as session:
+        row = session.scalars(select(Outbox).where(col(Outbox.dedupe_key) == "digest:northgate:2026-03-30")).one()
+        payload, audience = row.payload, row.audience
+    assert audience == "slt"
+    text = digest_text(payload)
+    assert "11 item(s) (week before: 3)" in text
+    assert "safeguarding 2" in text and "Escalations raised: DSL 2, SLT 1" in text
+    assert "median time to acknowledge 82 min" in text  # (45 + 120) / 2 = 82.5
+    assert not any(quote in json.dumps(payload) for quote in TEXTS.values())  # counted, never quoted
+    assert "Parent" not in json.dumps(payload)
+
+
+def test_digest_to_mock_slack_with_charts_uploaded(trust: tuple[Config, Engine]) -> None:
+    from bot.slack import SlackSurface, web_client
+
+    config, engine = trust
+    _queue(config, engine, DIGEST_AT)
+    with MockSlack() as slack:
+        stats = _deliver(config, engine, SlackSurface(web_client("xoxb-test", slack.url)), DIGEST_AT)
+        opened = [c["users"] for c in slack.called("conversations.open")]
+        posts = slack.called("chat.postMessage")
+        completed = slack.called("files.completeUploadExternal")
+        uploads = dict(slack.uploads)
+    assert stats.sent == 2 and stats.failed == 0
+    assert opened == ["UHELEN", "UKIM"]  # Northgate's SLT and Kirkton's: direct messages only
+    assert {p["channel"] for p in posts} == {"DUHELEN", "DUKIM"}
+    assert "Replies on time" in json.dumps(posts[0]["blocks"])
+    assert len(uploads) == 4 and all(body.startswith(PNG) for body in uploads.values())
+    assert {c["channel_id"] for c in completed} == {"DUHELEN", "DUKIM"}
+
+
+def test_digest_to_mock_bot_connector_with_the_chart_inline(trust: tuple[Config, Engine], monkeypatch: Any) -> None:
+    from bot.teams import TeamsSurface, make_adapter
+
+    monkeypatch.setenv("MICROSOFT_APP_ID", "")  # local testing: authentication off
+    config, engine = trust
+    _queue(config, engine, DIGEST_AT)
+    with MockConnector() as connector:
+        with session_scope(engine) as session:
+            for aad in ("aad-helen",):
+                session.add(
+                    TeamsConversation(
+                        kind="personal",
+                        key=aad,
+                        reference={
+                            "user": {"id": f"29:{aad}", "aadObjectId": aad},
+                            "bot": {"id": "28:bot", "name": "Hall Monitor"},
+                            "conversation": {"id": f"a:personal-{aad}", "conversationType": "personal"},
+                            "channelId": "msteams",
+                            "serviceUrl": connector.url,
+                        },
+                    )
+                )
+        adapter, settings = make_adapter()
+        stats = _deliver(config, engine, TeamsSurface(engine, adapter, settings.APP_ID), DIGEST_AT)
+        sent = [(unquote(path), body) for method, path, body in connector.sent() if method == "POST"]
+    assert stats.sent == 1 and stats.failed == 1  # Kirkton's SLT has no Teams chat with the bot yet: retried later
+    ((path, body),) = sent
+    assert path == "/v3/conversations/a:personal-aad-helen/activities"
+    card, *images = body["attachments"]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert "Replies on time" in json.dumps(card)
+    assert [i["contentType"] for i in images] == ["image/png", "image/png"]
+    assert base64.b64decode(images[0]["contentUrl"].split(",", 1)[1]).startswith(PNG)
+
+
+def test_console_prints_the_digest(trust: tuple[Config, Engine]) -> None:
+    config, engine = trust
+    _queue(config, engine, DIGEST_AT)
+    out = io.StringIO()
+    _deliver(config, engine, ConsoleSurface(out), DIGEST_AT)
+    printed = out.getvalue()
+    assert "Weekly digest: Northgate Primary" in printed and "DM to Helen Moore" in printed
+    assert "attached: volume-by-category.png (image/png" in printed
+    assert "Time to first reply: median" in printed
