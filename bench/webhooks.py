@@ -2,8 +2,10 @@
 the running app (uvicorn), SQLite, hybrid triage.
 
 1. paced at --rate deliveries/s for --n deliveries: p50/p99 from delivery to
-   triaged item (processing happens before the 200), and whether anything was lost;
-2. unpaced with --concurrency clients: sustained deliveries/s accepted and stored.
+   triaged item (processing happens after the 200), and whether anything was lost;
+2. unpaced with --concurrency clients: sustained deliveries/s accepted and stored;
+3. every DSL ping of both (one in five comments is a safeguarding one): from its
+   item being stored to the outbox worker delivering it, while the burst goes on.
 
     python bench/webhooks.py [--n 1000] [--rate 200] [--concurrency 16]
 
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -103,6 +106,28 @@ def _load(url: str, n: int, offset: int, rate: float, concurrency: int, out: obj
     out.put(asyncio.run(go()))  # type: ignore[attr-defined]
 
 
+def dsl_latency(engine: object, surface: object) -> None:
+    """Every DSL ping: item stored (received_at) -> delivered by the outbox worker."""
+    from sqlalchemy import select
+
+    from storage.db import session_scope
+    from storage.models import Item
+
+    with session_scope(engine) as s:  # type: ignore[arg-type]
+        stored = {
+            i: at.timestamp() for i, at in s.execute(select(Item.id, Item.received_at).where(Item.escalate == "dsl"))
+        }
+    waited = time.perf_counter()
+    while len(surface.dsl) < len(stored) and time.perf_counter() - waited < 60:  # type: ignore[attr-defined]
+        time.sleep(0.1)
+    lat = sorted(surface.dsl[i] - at for i, at in stored.items() if i in surface.dsl)  # type: ignore[attr-defined]
+    if lat:
+        print(
+            f"  DSL pings: {len(lat)}/{len(stored)} delivered; stored->delivered p50 {statistics.median(lat):.2f} s, "
+            f"p99 {lat[int(0.99 * (len(lat) - 1))]:.2f} s, max {lat[-1]:.2f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
@@ -118,11 +143,17 @@ def main() -> None:
     from storage.db import open_database, session_scope
     from storage.models import Item
 
-    class NoSurface:
+    class TimingSurface:
+        """Accepts every notification and notes when each DSL ping arrived."""
+
         name = "none"
 
-        async def deliver(self, note: object) -> None:
-            return None
+        def __init__(self) -> None:
+            self.dsl: dict[int, float] = {}  # item id -> delivered at (epoch s)
+
+        async def deliver(self, note: Any) -> None:
+            if note.kind == "escalation" and note.audience == "dsl":
+                self.dsl[note.card.item_id] = time.time()
 
     os.environ.update(META_APP_SECRET=SECRET, BENCH_FB_TOKEN="x")
     tmp = tempfile.mkdtemp(prefix="hm-webhook-bench-")
@@ -146,10 +177,11 @@ def main() -> None:
     )
     engine = open_database(f"sqlite:///{tmp}/bench.db")
     started = time.perf_counter()
-    service = Service(config=config, engine=engine, surface=NoSurface())
+    surface = TimingSurface()
+    service = Service(config=config, engine=engine, surface=surface)
     start_s = time.perf_counter() - started
     print(f"bench/webhooks.py: loopback HTTP (uvicorn), SQLite, hybrid triage (service start {start_s:.1f} s)")
-    app = create_app(service, start_scheduler=False)
+    app = create_app(service)  # the worker loops run: the outbox delivers while the burst arrives
     server, port = serve_in_thread(app)
     url = f"http://127.0.0.1:{port}/webhooks/facebook"
 
@@ -193,6 +225,7 @@ def main() -> None:
             f"{new} triaged in {total:.1f} s = {new / total:.0f}/s; delivery->triaged p50 "
             f"{statistics.median(lat):.0f} ms, p99 {lat[int(0.99 * (len(lat) - 1))]:.0f} ms; lost {args.n - new}"
         )
+    dsl_latency(engine, surface)
     server.should_exit = True
     time.sleep(0.5)
     os._exit(0)  # skip interpreter teardown while the server thread and webhook worker wind down
