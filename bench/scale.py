@@ -117,8 +117,10 @@ def run_config(label: str, url: str, workers: int, feeds: int, items: int, port:
             time.sleep(0.5)
         pass_s = time.time() - started
         want = feeds * items
-        while sum(1 for v in posted.values() if v) < want and time.time() - started < 3600:
+        while len(posted) < want and time.time() - started < 3600:
             time.sleep(0.5)
+            if int(time.time() - started) % 15 == 0:
+                print(f"    ... {len(posted)}/{want} cards posted", file=sys.stderr, flush=True)
         time.sleep(3)
         for p in procs:
             p.terminate()
