@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from handlers.actions import Outcome
 from handlers.visibility import Place, Sight, ever_safeguarding_ids, item_view
 from storage.db import session_scope
-from storage.models import Item
+from storage.models import Audit, Item
+from tests.helpers import act, count
 from tests.report_seed import seed, write_config
 
 
@@ -74,3 +76,24 @@ def test_ever_safeguarding_looks_at_history_and_escalations(config, engine) -> N
         session.add(s1)
     with session_scope(engine) as session:
         assert ever_safeguarding_ids(session, ids.values()) == {ids["s1"], ids["s2"]}
+
+
+def test_only_a_dsl_can_lift_safeguarding_protection_and_it_is_audited(config, engine) -> None:  # type: ignore[no-untyped-def]
+    ids = seed(engine, config)
+    with session_scope(engine) as session:
+        s1 = session.get(Item, ids["s1"])
+        assert s1 is not None
+        s1.category = "other"  # re-categorised by a moderator: still protected
+        session.add(s1)
+    assert act(engine, config, "lift_protection", ids["s1"], actor="amira").outcome is Outcome.REFUSED
+    assert (
+        act(engine, config, "lift_protection", ids["s2"], actor="dana").outcome is Outcome.REFUSED
+    )  # still safeguarding
+    with session_scope(engine) as session:
+        assert ids["s1"] in ever_safeguarding_ids(session, [ids["s1"]])
+    assert act(engine, config, "lift_protection", ids["s1"], actor="dana").ok
+    with session_scope(engine) as session:
+        assert ever_safeguarding_ids(session, [ids["s1"], ids["s2"]]) == {ids["s2"]}
+    lifts = count(engine, Audit, Audit.action == "lift_protection")
+    refused = count(engine, Audit, Audit.action == "lift_protection", Audit.outcome == "refused")
+    assert (lifts, refused) == (3, 2)
