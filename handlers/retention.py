@@ -8,7 +8,10 @@ Per school and kind (see `RetentionConfig` and the README for the defaults):
 - escalated or safeguarding items, and items with evidence, past `evidence` are
   anonymised the same way, and evidence snapshots past `evidence` are deleted;
 - audit rows past `audit` are deleted;
-- raw webhook deliveries past `webhooks` are deleted (unless still pending).
+- raw webhook deliveries past `webhooks` are deleted (unless still pending);
+- chat interaction keys (replay protection) older than `SEEN_KEEP` are deleted: a signed
+  Slack request is refused after 5 minutes and a Teams token after an hour, so an
+  older key can never match a request that would be accepted.
 An item under legal hold is never touched, nor its evidence or audit rows.
 
 `audit` and `evidence` are append-only in the database. The purge deletes from
@@ -31,13 +34,14 @@ from sqlmodel import Session, col
 
 from core.config import Config, Role, SchoolConfig
 from storage.db import session_scope
-from storage.models import Audit, Escalation, Evidence, Item, PurgePermit, Triage, WebhookEvent
+from storage.models import Audit, Escalation, Evidence, Item, PurgePermit, SeenInteraction, Triage, WebhookEvent
 from storage.queries import write_audit
 
 log = logging.getLogger(__name__)
 PURGER = "system:retention"
 REMOVED = "[removed: retention period ended]"
 HOLD_ROLES = frozenset({Role.MODERATOR, Role.DSL, Role.DEPUTY_DSL})
+SEEN_KEEP = timedelta(days=2)
 
 
 @dataclass(slots=True)
@@ -166,7 +170,18 @@ def run_due_purges(engine: Engine, *, config: Config, now: datetime, last_run: d
         with session_scope(engine) as session:
             reports.append(purge_school(session, config=config, school=school, now=now))
         last_run[school.id] = local.date()
+    if reports:
+        with session_scope(engine) as session:
+            prune_seen(session, now=now)
     return reports
+
+
+def prune_seen(session: Session, *, now: datetime) -> int:
+    """Delete replay-protection keys older than `SEEN_KEEP` (no school owns them)."""
+    gone = _count(session.execute(delete(SeenInteraction).where(col(SeenInteraction.seen_at) < now - SEEN_KEEP)))
+    if gone:
+        log.info("seen_interactions_pruned count=%d", gone)
+    return gone
 
 
 def set_legal_hold(

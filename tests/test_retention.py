@@ -19,7 +19,7 @@ from handlers.reports.figures import Period, compute
 from handlers.retention import REMOVED, purge_school, run_due_purges, set_legal_hold
 from handlers.subject_access import ERASED, erase, subject_access, subject_access_pdf
 from storage.db import session_scope
-from storage.models import Audit, Evidence, Item, WebhookEvent
+from storage.models import Audit, Evidence, Item, SeenInteraction, WebhookEvent
 from tests.report_seed import NOW, seed, write_config
 from tests.test_records import pages_as_png
 
@@ -241,6 +241,17 @@ def test_the_nightly_job_runs_once_a_night_after_its_time(year) -> None:  # type
     ]
     assert run_due_purges(engine, config=config, now=night + timedelta(hours=3), last_run=last) == []
     assert len(run_due_purges(engine, config=config, now=night + timedelta(days=1), last_run=last)) == 2
+
+
+def test_the_nightly_job_forgets_replay_keys_no_signed_request_can_reuse(year) -> None:  # type: ignore[no-untyped-def]
+    config, engine, _ = year
+    night = datetime(2026, 4, 13, 1, 45, tzinfo=UTC)
+    with session_scope(engine) as session:
+        session.add(SeenInteraction(key="slack:old", seen_at=night - timedelta(days=3)))
+        session.add(SeenInteraction(key="slack:recent", seen_at=night - timedelta(hours=6)))
+    run_due_purges(engine, config=config, now=night, last_run={})
+    with session_scope(engine) as session:
+        assert list(session.scalars(select(SeenInteraction.key))) == ["slack:recent"]
 
 
 def test_subject_access_json_and_pdf(year, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
