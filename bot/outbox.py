@@ -81,8 +81,11 @@ async def deliver_one(
                 posted = await surface.deliver(note)
     except Exception as exc:  # any surface failure: this recipient retries later, alone
         error = exc
+        unsent = isinstance(exc, Unreachable) or bool(getattr(surface, "unsent", lambda _e: False)(exc))
         await asyncio.to_thread(
-            retrying, engine, lambda s: _failed(s, config=config, delivery=delivery, exc=error, now=now, stats=stats)
+            retrying,
+            engine,
+            lambda s: _failed(s, config=config, delivery=delivery, exc=error, now=now, stats=stats, unsent=unsent),
         )
         return
     await asyncio.to_thread(
@@ -136,10 +139,18 @@ def _sent(
 
 
 def _failed(
-    session: Session, *, config: Config, delivery: Delivery, exc: Exception, now: datetime, stats: DeliveryStats
+    session: Session,
+    *,
+    config: Config,
+    delivery: Delivery,
+    exc: Exception,
+    now: datetime,
+    stats: DeliveryStats,
+    unsent: bool = False,
 ) -> None:
-    """Back off and retry alone; dead after the cap. Anything but `Unreachable` (raised before a
-    send) may have reached the recipient, so the next attempt looks first (`maybe_sent`)."""
+    """Back off and retry alone; dead after the cap. Unless the failure certainly sent nothing
+    (`unsent`), the message may have reached the recipient, so the next attempt looks first
+    (`maybe_sent`)."""
     assert delivery.id is not None
     error = f"{type(exc).__name__}: {exc}"[:2000]
     cap = exc.attempts if isinstance(exc, Unreachable) else MAX_ATTEMPTS
@@ -156,7 +167,7 @@ def _failed(
         last_error=error,
         lease_owner=None,
         lease_until=None,
-        maybe_sent=delivery.maybe_sent or not isinstance(exc, Unreachable),
+        maybe_sent=delivery.maybe_sent or not unsent,
     )
     log.warning(
         "delivery_failed delivery=%s surface=%s target=%s error=%r retry_in_s=%d",

@@ -13,6 +13,8 @@ import os
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -248,6 +250,14 @@ class SlackSurface:
             raise Unreachable(f"{note.recipient.name} has no slack_user in [[staff]]")
         opened = await self.client.conversations_open(users=note.recipient.slack_user)
         return str(opened["channel"]["id"])
+
+    @staticmethod
+    def unsent(error: Exception) -> bool:
+        """True when a failed send certainly posted nothing: Slack answered with an error below
+        500 (rate limited, channel not found, ...), or no connection was ever made."""
+        if isinstance(error, SlackApiError):
+            return int(getattr(error.response, "status_code", 500) or 500) < 500
+        return isinstance(error, ConnectionRefusedError | aiohttp.ClientConnectorError)
 
     async def find_sent(self, note: Notification, *, since: datetime) -> Posted | None:
         """The message an interrupted send already posted for this delivery, found by its metadata
