@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -292,13 +293,19 @@ async def poll_once(
     all_sources: bool = False,
     concurrency: int | None = None,
     classifier: Classifier | None = None,
+    source_ids: Sequence[int] | None = None,
 ) -> PollSummary:
-    """Poll every due source once; stored items are never touched by failures."""
+    """Poll every due source once (exactly the enabled ones in `source_ids` when given: the
+    service's poll worker has claimed them); stored items are never touched by failures."""
     started = time.perf_counter()
     now = now or utcnow()
     summary = PollSummary()
     with session_scope(engine) as session:
-        due = [(s.id, s) for s in due_sources(session, now=now, all_enabled=all_sources)]
+        if source_ids is not None:
+            chosen = select(Source).where(col(Source.id).in_(list(source_ids)), col(Source.enabled).is_(True))
+            due = [(s.id, s) for s in session.scalars(chosen.order_by(col(Source.id)))]
+        else:
+            due = [(s.id, s) for s in due_sources(session, now=now, all_enabled=all_sources)]
     known = {a.id for a in config.accounts}
     due = [(sid, s) for sid, s in due if s.account_id in known]
     summary.sources = len(due)
