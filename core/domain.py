@@ -104,3 +104,10 @@ class NewItem:
     title: str | None = None
     media_urls: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    own: bool = False  # posted by the school's own account (a monitor that can tell says so)
+
+    @property
+    def by_school(self) -> bool:
+        """The school's own post: marked `own` by its monitor, or from a watch of the school's
+        own posts (kind "post", e.g. its YouTube uploads or its blog's feed)."""
+        return self.own or self.kind == "post"

@@ -18,6 +18,7 @@ from core.domain import NewItem
 from handlers.deadline import reply_by
 from handlers.routing import escalation_target
 from handlers.triage import Classifier, Verdict, default_classifier
+from handlers.verdict import OWN_POST
 from storage.models import Escalation, Item, Outbox, Triage
 from storage.queries import insert_ignore, insert_ignore_many, known_external_ids, outbox_row
 
@@ -106,11 +107,14 @@ def ingest(
     fresh = [new for new in unique if new.external_id not in known]
     if fresh:
         classifier.refresh_labels(session)
-    texts = [n.text for n in fresh]
-    verdicts = {
+    others = [n for n in fresh if not n.by_school]  # the school's own posts are never escalated nor replied to
+    verdicts = {n.external_id: OWN_POST for n in fresh if n.by_school}
+    verdicts |= {
         external_id: _routed(verdict)
         for external_id, verdict in zip(
-            (n.external_id for n in fresh), classifier.classify_many(texts, school=school.id), strict=True
+            (n.external_id for n in others),
+            classifier.classify_many([n.text for n in others], school=school.id),
+            strict=True,
         )
     }
     rows = [

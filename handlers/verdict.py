@@ -63,3 +63,12 @@ def verdict_for(category: str, reasons: list[str], decided_by: str = "auto:rules
         reasons=reasons,
         decided_by=decided_by,
     )
+
+
+OWN_POST = Verdict(
+    category="other",
+    needs_reply=False,
+    escalate="none",
+    reasons=["posted by the school's own account: stored for context, never escalated or replied to"],
+    decided_by="auto:own-post",
+)

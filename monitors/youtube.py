@@ -71,6 +71,8 @@ def comment_to_item(comment: dict[str, Any], *, held: bool = False) -> NewItem |
     video, parent = snippet.get("videoId"), snippet.get("parentId")
     url = f"https://www.youtube.com/watch?v={video}&lc={ident}" if video else None
     raw = {**comment, "_held_for_review": held, "_parent_id": parent}
+    author_id = snippet.get("authorChannelId")
+    author_channel = author_id.get("value") if isinstance(author_id, dict) else None
     return NewItem(
         external_id=str(ident),
         kind="comment",
@@ -79,6 +81,8 @@ def comment_to_item(comment: dict[str, Any], *, held: bool = False) -> NewItem |
         url=url,
         created_at=parse_time(snippet.get("publishedAt")),
         raw=raw,
+        own=bool(author_channel)
+        and author_channel == snippet.get("channelId"),  # the channel answering its own viewers
     )
 
 

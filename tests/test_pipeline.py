@@ -12,11 +12,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import col, select
 
+from core.domain import NewItem
 from handlers.actions import perform, snapshot
+from handlers.pipeline import ingest
 from handlers.reminders import check_clocks
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.models import Audit, Delivery, Escalation, Evidence, Item, Outbox, Source, Triage
+from storage.queries import sync_config
 from tests.conftest import FEEDS, account_block
 from tests.helpers import RecordingSurface, count, deliver, poll, request
 
@@ -241,17 +244,33 @@ def test_the_migration_matches_the_models(engine: Engine) -> None:
     assert diff == []
 
 
-@pytest.mark.xfail(
-    reason="triage v2 head escalates one long Spanish-language upload (out of its training domain); see the triage "
-    "branch report",
-    strict=True,
-)
 def test_local_example_feeds_produce_cards(write_config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     config = write_config(account_block("yt", [str(FEEDS / "youtube_atom.xml")], kind="post"))
     summary = poll(engine, config, now=SAT)
     assert summary.items_stored == 15
-    # the school's own uploads are stored for context, not carded
+    # the school's own uploads are stored for context, not carded, never escalated, never due a reply
     assert count(engine, Outbox) == 0
+    assert summary.escalated == 0 and count(engine, Escalation) == 0
+    with session_scope(engine) as s:
+        items = list(s.scalars(select(Item)))
+        decided = {t.decided_by for t in s.scalars(select(Triage))}
+    assert {(i.escalate, i.needs_reply, i.status) for i in items} == {("none", False, "closed")}
+    assert decided == {"auto:own-post"}
+
+
+def test_the_schools_own_post_is_never_escalated_however_it_reads(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    own = NewItem(
+        "own1", "comment", "Assembly today: what to do if someone hurts you at home. Who can you tell?", own=True
+    )
+    theirs = NewItem("c9", "comment", "My friend's step-dad hits her when her mum is out.")
+    with session_scope(engine) as s:
+        sync_config(s, config=config)
+        stats = ingest(s, config=config, account=config.accounts[0], items=[own, theirs], now=SAT)
+    assert stats.stored == 2 and stats.escalated == 1
+    with session_scope(engine) as s:
+        items = {i.external_id: i for i in s.scalars(select(Item))}
+    assert (items["own1"].escalate, items["own1"].needs_reply, items["own1"].text) == ("none", False, own.text)
+    assert items["c9"].escalate == "dsl"
 
 
 @respx.mock

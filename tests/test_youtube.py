@@ -11,7 +11,7 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from monitors.youtube import DEFAULT_API
+from monitors.youtube import DEFAULT_API, thread_items
 from storage.db import session_scope
 from storage.models import Item, Source
 from tests.conftest import FIXTURES
@@ -105,3 +105,13 @@ def test_reply_hold_reject_and_ban(config, engine: Engine) -> None:  # type: ign
     params = [dict(c.request.url.params) for c in moderate.calls]
     assert params[0]["moderationStatus"] == "heldForReview"
     assert params[1] == {"id": params[1]["id"], "moderationStatus": "rejected", "banAuthor": "true"}
+
+
+def test_the_channels_own_reply_is_marked_as_the_schools_own() -> None:
+    thread = fixture("comment_threads/comment_threads_by_channel.json")["items"][0]
+    viewer = thread_items(thread)[0]
+    assert viewer is not None and not viewer.own and not viewer.by_school
+    top = thread["snippet"]["topLevelComment"]
+    answer = {**top, "snippet": {**top["snippet"], "authorChannelId": {"value": top["snippet"]["channelId"]}}}
+    own = thread_items({**thread, "snippet": {**thread["snippet"], "topLevelComment": answer}})[0]
+    assert own is not None and own.own and own.by_school
