@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DIM = 384
 HEADS = 12
 MAX_TOKENS = 256
+LAYERS = 6
 TOKEN_BUDGET = 1536  # padded tokens per batch
 EPS = 1e-12
 
@@ -108,7 +109,7 @@ class MiniLM:
             )
         self.load_seconds = time.perf_counter() - started
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
         batch, length = ids.shape
         # Linear layers run on (batch*length, 384): one large BLAS call, not one per sentence.
         x = (self.word[ids] + self.position[:length] + self.token_type).reshape(batch * length, DIM)
@@ -116,7 +117,7 @@ class MiniLM:
         bias = ((1.0 - mask[:, None, None, :]) * -1e9).astype(np.float32)
         head = DIM // HEADS
         scale = np.float32(head**-0.5)
-        for qkv_w, qkv_b, o_w, o_b, ln1, i_w, i_b, out_w, out_b, ln2 in self.layers:
+        for qkv_w, qkv_b, o_w, o_b, ln1, i_w, i_b, out_w, out_b, ln2 in self.layers[:layers]:
             qkv = (x @ qkv_w + qkv_b).reshape(batch, length, 3, HEADS, head).transpose(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2)
@@ -148,11 +149,19 @@ class MiniLM:
             batches.append(current)
         return batches
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS) -> np.ndarray:
-        """Embed texts; batches are grouped by length so little is spent on padding."""
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS, layers: int = LAYERS
+    ) -> np.ndarray:
+        """Embed texts; each distinct text is encoded once, and batches are grouped by
+        length so little is spent on padding. `layers` < 6 reads only the first layers."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch([t or "" for t in texts])
+        distinct = list(dict.fromkeys(t or "" for t in texts))
+        if len(distinct) < len(texts):
+            where = {t: i for i, t in enumerate(distinct)}
+            vectors = self.encode(distinct, batch_size=batch_size, max_tokens=max_tokens, layers=layers)
+            return vectors[[where[t or ""] for t in texts]]
+        encodings = self.tokenizer.encode_batch(distinct)
         if max_tokens < MAX_TOKENS:
             for e in encodings:
                 e.truncate(max_tokens)
@@ -166,7 +175,7 @@ class MiniLM:
                 tokens = encodings[i].ids
                 ids[row, : len(tokens)] = tokens
                 mask[row, : len(tokens)] = 1.0
-            out[chunk] = self._forward(ids, mask)
+            out[chunk] = self._forward(ids, mask, layers)
         return out
 
 

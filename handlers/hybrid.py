@@ -2,8 +2,9 @@
 moderator labels, routed cost-sensitively (handlers/route.py).
 
 - The head (handlers/head.py, built by `python -m handlers.train`) reads
-  hashed features of the normalised text; where it is unsure, or anything
-  escalating is in view, its semantic part reads MiniLM embeddings too.
+  hashed features of the normalised text; where it is unsure in a way that
+  could change the route (handlers/second_look.py), its semantic part reads
+  MiniLM embeddings too (each distinct text encoded once per batch).
   Nothing is trained at start-up. Without the MiniLM package the hashed
   head decides alone (logged once).
 - Rules catch exact patterns (a threat names a person and an act).
@@ -28,8 +29,9 @@ from handlers.embedding import MiniLM, ModelUnavailable, shared_model
 from handlers.features import featurise, folded
 from handlers.head import SEMANTIC_TOKENS, Head
 from handlers.normalise import normalise
-from handlers.route import Limits, Seen, blend, needs_second_look, route
+from handlers.route import Limits, Seen, blend, route
 from handlers.rules import RuleScores, literal, rule_scores
+from handlers.second_look import asks
 from handlers.verdict import CATEGORIES, Verdict, verdict_for
 from storage.models import Item, Triage
 
@@ -68,6 +70,7 @@ class HybridClassifier:
         self.labels: dict[str, SchoolLabels] = {}
         self._last_label_id = 0
         self._lock = threading.Lock()
+        self.stats = {"comments": 0, "second_look": 0}  # counts since start (bench/triage.py prints them)
         self.load_seconds = time.perf_counter() - started
         log.info("triage_head_loaded seconds=%.3f", self.load_seconds)
 
@@ -133,7 +136,7 @@ class HybridClassifier:
         fast = [
             dict(zip(CATEGORIES, map(float, row), strict=True)) for row in self.head.category.proba(x, self._weights)
         ]
-        probs = self._second_look(cleaned, fast, rules)
+        probs = self._second_look(cleaned, fast)
         kinds = self.head.kind.proba(x, self._small[0])
         registers = self.head.register.proba(x, self._small[1])
         labels = self._nearest_labels(folded(x), school) if school in self.labels else [None] * len(texts)
@@ -146,13 +149,13 @@ class HybridClassifier:
             out.append(self._decide(probs[i], rules[i], limits, seen, labels[i], school))
         return out
 
-    def _second_look(
-        self, cleaned: list[str], fast: list[dict[str, float]], rules: list[RuleScores]
-    ) -> list[dict[str, float]]:
-        """Blend in the semantic head where `needs_second_look` says so."""
-        ask = [i for i, (p, r) in enumerate(zip(fast, rules, strict=True)) if needs_second_look(p, r)]
+    def _second_look(self, cleaned: list[str], fast: list[dict[str, float]]) -> list[dict[str, float]]:
+        """Blend in the semantic head where `second_look.asks` says so."""
+        ask = [i for i, p in enumerate(fast) if asks(p)]
+        self.stats["comments"] += len(fast)
         if not ask or self.encoder is None:
             return fast
+        self.stats["second_look"] += len(ask)
         vectors = self.encoder.encode([cleaned[i] for i in ask], max_tokens=SEMANTIC_TOKENS)
         out = list(fast)
         for i, row in zip(ask, self.head.semantic.proba_dense(vectors, self._semantic), strict=True):

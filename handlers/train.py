@@ -27,8 +27,9 @@ from handlers.embedding import shared_model
 from handlers.features import Sparse, featurise
 from handlers.head import HEAD_FILE, PARTS, SEMANTIC_TOKENS, SMALL_DIM, Head, Linear, fit, fit_dense
 from handlers.normalise import normalise
-from handlers.route import Limits, blend, needs_second_look, route
+from handlers.route import Limits, blend, route
 from handlers.rules import RuleScores, literal, rule_scores
+from handlers.second_look import asks
 from handlers.verdict import CATEGORIES, ESCALATE
 
 FOLDS = 5
@@ -96,7 +97,7 @@ def out_of_fold(built: Built) -> np.ndarray:
         p2 = second.proba_dense(built.embeddings[local])
         for i, semantic in zip(built.semantic[local], p2, strict=True):
             fast = dict(zip(CATEGORIES, map(float, probs[i]), strict=True))
-            if needs_second_look(fast, built.rules[i]):
+            if asks(fast):
                 probs[i] = list(blend(fast, dict(zip(CATEGORIES, map(float, semantic), strict=True))).values())
     return probs
 

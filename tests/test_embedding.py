@@ -33,3 +33,21 @@ def test_similar_meanings_are_closer_than_unrelated_ones() -> None:
         ["A man asked my daughter to meet him", "A stranger wants to meet up with my child", "Lovely assembly today"]
     )
     assert a @ b > a @ c + 0.2
+
+
+def test_repeated_texts_are_encoded_once_and_get_the_same_vector() -> None:
+    model = shared_model()
+    texts = ["see you at sports day", "lovely assembly", "see you at sports day"]
+    vectors = model.encode(texts)
+    assert np.array_equal(vectors[0], vectors[2])
+    assert np.abs(vectors[:2] - model.encode(texts[:2])).max() < 1e-6
+
+
+def test_fewer_layers_is_a_different_cheaper_encoder() -> None:
+    model = shared_model()
+    full, short = (
+        model.encode(["a stranger wants to meet my child"]),
+        model.encode(["a stranger wants to meet my child"], layers=3),
+    )
+    assert np.allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-5)
+    assert float(full[0] @ short[0]) < 0.999
