@@ -115,9 +115,12 @@ def classify_response(answer: Answer) -> PlatformError:
 
 
 def classify_exception(exc: httpx.HTTPError, *, what: str) -> PlatformError:
-    """Turn a transport exception into a PlatformError."""
+    """Turn a transport exception into a PlatformError. A body httpx could not decode arrived
+    whole but broken (corrupt gzip): a bad payload, not a network failure."""
     if isinstance(exc, httpx.TimeoutException):
         return PlatformError(ErrorKind.TIMEOUT, f"{what}: timed out")
+    if isinstance(exc, httpx.DecodingError):
+        return PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: the compressed answer is corrupt ({exc})")
     return PlatformError(ErrorKind.NETWORK, f"{what}: network error ({type(exc).__name__}: {exc})")
 
 
@@ -135,11 +138,13 @@ class _Decoder:
         else:
             raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: unsupported content encoding {encoding!r}")
         self.started = False
+        self.fed = 0
 
     def decode(self, chunk: bytes, room: int) -> bytes:
         """At most room + 1 bytes of output (one more than fits says the answer is too big)."""
         if self.zlib is None:
             return chunk
+        self.fed += len(chunk)
         try:
             out = self.zlib.decompress(chunk, room + 1)
         except zlib.error:
@@ -151,7 +156,13 @@ class _Decoder:
         return out
 
     def flush(self, room: int) -> bytes:
-        return self.zlib.flush(room + 1) if self.zlib is not None else b""
+        """What is left; a compressed answer that stops before its end is corrupt, not short."""
+        if self.zlib is None:
+            return b""
+        out = self.zlib.flush(room + 1)
+        if self.fed and not self.zlib.eof and len(out) <= room:
+            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: the compressed answer ends early (truncated)")
+        return out
 
 
 def _too_big(what: str, max_bytes: int) -> PlatformError:
