@@ -157,7 +157,7 @@ class ServiceConfig(_Strict):
     database_url: str = Field("sqlite:///hallmonitor.db", description="overridden by $DATABASE_URL")
     tick: Tick = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
     max_concurrent_polls: int = Field(
-        64, ge=1, le=512, description="fetches in flight at once; polling mostly waits on the network"
+        32, ge=1, le=512, description="fetches in flight at once; polling mostly waits on the network"
     )
     http_timeout: Timeout = timedelta(seconds=20)
     max_request_bytes: int = Field(

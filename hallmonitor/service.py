@@ -27,7 +27,7 @@ from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import prune_processed, retry_pending
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
-from monitors.http import USER_AGENT
+from monitors.http import USER_AGENT, client_limits
 from storage.db import session_scope
 from storage.models import Delivery, Outbox, Source
 from storage.queries import sync_config
@@ -68,7 +68,7 @@ class Service:
             self.client = httpx.AsyncClient(
                 timeout=self.config.service.http_timeout.total_seconds(),
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=self.config.service.max_concurrent_polls * 2),
+                limits=client_limits(self.config.service.max_concurrent_polls),
             )
         return self.client
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -151,29 +152,51 @@ def _note(due: Due, outcome: FetchResult, summary: PollSummary) -> None:
         )
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A triaged batch, ready to record: quiet successes, the rest, and the verdicts."""
+
+    quiet: list[tuple[Due, SourceState]] = field(default_factory=list)
+    busy: list[Outcome] = field(default_factory=list)
+    verdicts: Verdicts = field(default_factory=dict)
+    summary: PollSummary = field(default_factory=PollSummary)
+
+
+def _prepare(
+    engine: Engine, config: Config, classifier: Classifier | None, batch: list[Outcome], now: datetime
+) -> Prepared:
+    """Triage a batch (no transaction open) and sort it into quiet successes and the rest."""
+    ready = Prepared()
+    try:
+        fresh, ready.verdicts = _triage(engine, config, classifier, batch)
+    except Exception:  # triage is retried per source inside the transaction; nothing is lost
+        log.exception("triage_batch_failed sources=%d", len(batch))
+        fresh = {due.id: 1 for due, _o, _s in batch}
+    for due, outcome, state in batch:
+        if isinstance(outcome, FetchResult):
+            _note(due, outcome, ready.summary)
+            account = config.account(due.account_id)
+            if is_quiet(due, fresh=fresh.get(due.id, 0), account=account, now=now):
+                ready.quiet.append((due, state))
+                ready.summary.items_seen += len(outcome.items)
+                continue
+        ready.busy.append((due, outcome, state))
+    return ready
+
+
+def _record_batch(
+    engine: Engine, config: Config, classifier: Classifier | None, ready: Prepared, now: datetime
+) -> PollSummary:
+    """Record a prepared batch: the quiet successes in one statement, the rest one by one."""
+    _commit(engine, config, classifier, ready.quiet, ready.busy, ready.verdicts, now, ready.summary)
+    return ready.summary
+
+
 def _write(
     engine: Engine, config: Config, classifier: Classifier | None, batch: list[Outcome], now: datetime
 ) -> PollSummary:
-    """Triage a batch, then record it: the quiet successes in one statement, the rest one by one."""
-    summary = PollSummary()
-    try:
-        fresh, verdicts = _triage(engine, config, classifier, batch)
-    except Exception:  # triage is retried per source inside the transaction; nothing is lost
-        log.exception("triage_batch_failed sources=%d", len(batch))
-        fresh, verdicts = {due.id: 1 for due, _o, _s in batch}, {}
-    quiet: list[tuple[Due, SourceState]] = []
-    busy: list[Outcome] = []
-    for due, outcome, state in batch:
-        if isinstance(outcome, FetchResult):
-            _note(due, outcome, summary)
-            account = config.account(due.account_id)
-            if is_quiet(due, fresh=fresh.get(due.id, 0), account=account, now=now):
-                quiet.append((due, state))
-                summary.items_seen += len(outcome.items)
-                continue
-        busy.append((due, outcome, state))
-    _commit(engine, config, classifier, quiet, busy, verdicts, now, summary)
-    return summary
+    """Triage a batch, then record it."""
+    return _record_batch(engine, config, classifier, _prepare(engine, config, classifier, batch, now), now)
 
 
 def _commit(
@@ -296,13 +319,21 @@ async def _writer(
     summary: PollSummary,
 ) -> None:
     """One writer: whatever has arrived (up to WRITE_BATCH) per batch, off the event loop, so
-    fetching goes on while the batch is triaged and recorded."""
+    fetching goes on meanwhile. Two stages: batch N is recorded while batch N+1 is triaged;
+    batches are recorded one at a time, in order."""
+    recording: asyncio.Task[PollSummary] | None = None
     done = False
     while not done:
         batch = [await results.get()]
         while not results.empty() and len(batch) < WRITE_BATCH:
             batch.append(results.get_nowait())
         done = batch[-1] is None
-        ready = [b for b in batch if b is not None]
-        if ready:
-            summary.merge(await asyncio.to_thread(_write, engine, config, classifier, ready, now))
+        outcomes = [b for b in batch if b is not None]
+        if not outcomes:
+            continue
+        ready = await asyncio.to_thread(_prepare, engine, config, classifier, outcomes, now)
+        if recording is not None:
+            summary.merge(await recording)
+        recording = asyncio.create_task(asyncio.to_thread(_record_batch, engine, config, classifier, ready, now))
+    if recording is not None:
+        summary.merge(await recording)

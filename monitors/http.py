@@ -30,6 +30,15 @@ from monitors.base import FetchResult
 USER_AGENT = "HallMonitor/0.1 (+school social media safety; polite polling)"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # decoded; the largest answer any platform should send us
 DEADLINE_S = 60.0  # the whole exchange: connect, send, every byte of the answer
+ACTION_HEADROOM = 8  # connections beyond the polling concurrency, for moderators' actions
+
+
+def client_limits(concurrency: int) -> httpx.Limits:
+    """The shared client's pool for `concurrency` fetches at once plus a few actions. Every
+    connection may stay alive (a new TLS connection costs round trips), and the pool holds no more
+    than that: httpcore's bookkeeping per request grows with the connections it holds."""
+    size = concurrency + ACTION_HEADROOM
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 @dataclass(frozen=True, slots=True)
