@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -280,6 +281,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per configuration, at most")
     parser.add_argument("--stall", type=float, default=120, help="stop when no card came for this long")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped on the way out
 
     port = free_port()
     feedserver.start_thread(port, args.items, args.rtt / 1000, feedserver.SERVED)

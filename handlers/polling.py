@@ -53,15 +53,16 @@ Verdicts = dict[str, dict[str, Verdict]]  # account id -> external id -> verdict
 
 
 def _load(engine: Engine, *, now: datetime, all_sources: bool, source_ids: Sequence[int] | None) -> list[Due]:
-    """The sources this pass polls, however many: exactly `source_ids` when given (a worker's
-    claim), else every enabled one that is due (or every enabled one)."""
+    """The sources this pass polls, however many: exactly the enabled ones of `source_ids` when
+    given (a worker's claim, due or not), else every enabled one that is due (or every one)."""
     with session_scope(engine) as session:
         if source_ids is not None:
             ids = list(dict.fromkeys(source_ids))
             rows: list[Any] = []
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                rows += session.execute(select(*DUE_COLUMNS).where(col(SourceRow.id).in_(chunk))).all()
+                wanted = col(SourceRow.id).in_(chunk), col(SourceRow.enabled).is_(True)
+                rows += session.execute(select(*DUE_COLUMNS).where(*wanted)).all()
         else:
             stmt = select(*DUE_COLUMNS).where(col(SourceRow.enabled).is_(True))
             if not all_sources:
