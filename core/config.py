@@ -159,7 +159,9 @@ class ServiceConfig(_Strict):
     tick: Tick = Field(
         timedelta(seconds=15), description="how often the clocks run and an idle poll worker looks for due sources"
     )
-    max_concurrent_polls: int = Field(8, ge=1, le=256)
+    max_concurrent_polls: int = Field(
+        32, ge=1, le=512, description="fetches in flight at once; polling mostly waits on the network"
+    )
     http_timeout: Timeout = timedelta(seconds=20)
     lease: Lease = Field(
         timedelta(minutes=2),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from handlers.triage import Classifier, default_classifier
 from handlers.webhooks import WebhookProcessor, prune_processed, retry_pending
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
-from monitors.http import USER_AGENT
+from monitors.http import USER_AGENT, client_limits
 from storage.db import session_scope
 from storage.leases import claim_sources, hold_job, release, retrying, worker_id
 from storage.models import Delivery, Outbox, Source
@@ -76,7 +77,7 @@ class Service:
             self.client = httpx.AsyncClient(
                 timeout=self.config.service.http_timeout.total_seconds(),
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=self.config.service.max_concurrent_polls * 2),
+                limits=client_limits(self.config.service.max_concurrent_polls),
             )
         return self.client
 
@@ -89,14 +90,14 @@ class Service:
         """Each kind of work once, in turn (`hallmonitor poll`, tests): poll what is due (or every
         source), process pending webhooks, run the clocks, deliver everything due. Never raises."""
         summary = PollSummary()
+        polled: set[int] = set()  # each source once per pass, however many pages of claims it takes
         try:
-            while ids := await asyncio.to_thread(self.claim_sources, CLAIM_ALL, all_sources):
+            while ids := await asyncio.to_thread(self.claim_sources, CLAIM_ALL, all_sources, polled):
                 done = await self.poll_batch(ids)
+                polled.update(ids)
                 summary.sources += done.sources
                 summary.seconds += done.seconds
                 summary.merge(done)
-                if all_sources and len(ids) < CLAIM_ALL:
-                    break
         except Exception:
             log.exception("poll_pass_crashed")
         try:
@@ -110,15 +111,22 @@ class Service:
             log.exception("notify_pass_crashed")
         return summary
 
-    def claim_sources(self, limit: int, all_sources: bool = False) -> list[int]:
-        """Claim up to `limit` due sources (every enabled one with `all_sources`) for this process.
-        A source of an account no longer in the config is put off, not polled."""
+    def claim_sources(self, limit: int, all_sources: bool = False, exclude: Collection[int] = ()) -> list[int]:
+        """Claim up to `limit` due sources (every enabled one with `all_sources`) for this process,
+        leaving out `exclude` (those this pass has polled already). A source of an account no
+        longer in the config is put off, not polled."""
         known = {a.id for a in self.config.accounts}
 
         def work(session: Session) -> list[int]:
             now = utcnow()
             rows = claim_sources(
-                session, owner=self.owner, now=now, lease=self.poll_lease, limit=limit, all_enabled=all_sources
+                session,
+                owner=self.owner,
+                now=now,
+                lease=self.poll_lease,
+                limit=limit,
+                all_enabled=all_sources,
+                exclude=exclude,
             )
             gone = [s.id for s in rows if s.account_id not in known and s.id is not None]
             release(session, Source, gone, owner=self.owner, next_check_at=now + POLL_CRASH_BACKOFF)

@@ -7,6 +7,7 @@ stored without its triage and its notifications (or none of them are).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -90,6 +91,7 @@ def ingest(
     not_before: datetime | None = None,
     classifier: Classifier | None = None,
     backfill_before: datetime | None = None,
+    verdicts: Mapping[str, Verdict] | None = None,
 ) -> IngestStats:
     """Store new items once (the unique key decides), triage them, queue notes.
 
@@ -97,26 +99,25 @@ def ingest(
     get no card and no reply clock; a safeguarding one still escalates to the DSL.
 
     Set-based: one look-up, one batched triage, and a few multi-row inserts
-    per call, however many items arrive.
+    per call, however many items arrive. `verdicts` (by external id) are triage done
+    beforehand, outside the transaction (the poller triages many feeds at once); an item
+    without one is triaged here.
     """
-    classifier = classifier or default_classifier()
     school = config.school_of(account)
     stats = IngestStats(seen=len(items))
     unique = list({new.external_id: new for new in items}.values())
     known = known_external_ids(session, account_id=account.id, external_ids=[n.external_id for n in unique])
     fresh = [new for new in unique if new.external_id not in known]
-    if fresh:
+    given = verdicts or {}
+    found = {n.external_id: given[n.external_id] for n in fresh if n.external_id in given and not n.by_school}
+    todo = [n for n in fresh if n.external_id not in found and not n.by_school]
+    if todo:
+        classifier = classifier or default_classifier()
         classifier.refresh_labels(session)
-    others = [n for n in fresh if not n.by_school]  # the school's own posts are never escalated nor replied to
-    verdicts = {n.external_id: OWN_POST for n in fresh if n.by_school}
-    verdicts |= {
-        external_id: _routed(verdict)
-        for external_id, verdict in zip(
-            (n.external_id for n in others),
-            classifier.classify_many([n.text for n in others], school=school.id),
-            strict=True,
-        )
-    }
+        found_now = classifier.classify_many([n.text for n in todo], school=school.id)
+        found.update(zip((n.external_id for n in todo), found_now, strict=True))
+    verdicts = {external_id: _routed(verdict) for external_id, verdict in found.items()}
+    verdicts |= {n.external_id: OWN_POST for n in fresh if n.by_school}  # never escalated nor replied to
     rows = [
         {
             "school_id": school.id,

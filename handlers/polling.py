@@ -1,8 +1,10 @@
-"""One polling pass: pick due sources from the database, fetch them (monitors.fetch) with
-bounded concurrency, hand new items to the pipeline, record state and health.
+"""One polling pass: read the sources to poll (those due, every enabled one, or exactly the ids
+a worker claimed), fetch them with bounded concurrency and an overall deadline each, triage the
+new items of a whole batch of feeds at once, and record the batch in one short transaction
+(`handlers.poll_state`). No transaction is open while anything is fetched or triaged.
 
-Polling state lives on the source rows (ETag, Last-Modified, cursor, next
-check, error counter), never in timers.
+Polling state lives on the source rows (ETag, Last-Modified, cursor, next check, error
+counter), never in timers. Connectors are built once per pass.
 """
 
 from __future__ import annotations
@@ -10,278 +12,252 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from itertools import pairwise
+from datetime import datetime
+from typing import Any
 
 import httpx
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlalchemy import Engine, or_, select
+from sqlmodel import col
 
 from core.config import AccountConfig, Config, Watch
+from core.domain import NewItem
 from core.errors import ErrorKind, PlatformError
-from handlers.pipeline import ingest
-from handlers.triage import Classifier
-from monitors.base import FetchResult, SourceState
-from monitors.fetch import fetch_one
+from handlers.poll_state import (
+    DUE_COLUMNS,
+    Due,
+    PollSummary,
+    backoff,
+    is_quiet,
+    record,
+    record_failure,
+    record_quiet,
+    silence_threshold,
+)
+from handlers.triage import Classifier, Verdict, default_classifier
+from monitors.base import FetchResult, Source, SourceState
+from monitors.fetch import connector, fetch_one
 from storage.db import session_scope
-from storage.models import Item, Source
-from storage.queries import due_sources, enqueue
+from storage.models import Source as SourceRow
+from storage.queries import known_external_ids
 from storage.types import utcnow
+
+__all__ = ["PollSummary", "backoff", "poll_once", "silence_threshold"]
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 64
-ALERT_AFTER_ERRORS = 3  # one alert per failing spell, not one per poll
-MAX_BACKOFF = timedelta(hours=6)
-# Auth and permission problems need a person, not a faster retry.
-SLOW_KINDS = {ErrorKind.AUTH, ErrorKind.FORBIDDEN, ErrorKind.NOT_FOUND}
+WRITE_BATCH = 128  # outcomes triaged together and recorded in one transaction
+Outcome = tuple[Due, FetchResult | PlatformError, SourceState]
+Verdicts = dict[str, dict[str, Verdict]]  # account id -> external id -> verdict
+
+
+def _load(engine: Engine, *, now: datetime, all_sources: bool, source_ids: Sequence[int] | None) -> list[Due]:
+    """The sources this pass polls, however many: exactly the enabled ones of `source_ids` when
+    given (a worker's claim, due or not), else every enabled one that is due (or every one)."""
+    with session_scope(engine) as session:
+        if source_ids is not None:
+            ids = list(dict.fromkeys(source_ids))
+            rows: list[Any] = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                wanted = col(SourceRow.id).in_(chunk), col(SourceRow.enabled).is_(True)
+                rows += session.execute(select(*DUE_COLUMNS).where(*wanted)).all()
+        else:
+            stmt = select(*DUE_COLUMNS).where(col(SourceRow.enabled).is_(True))
+            if not all_sources:
+                stmt = stmt.where(or_(col(SourceRow.next_check_at).is_(None), col(SourceRow.next_check_at) <= now))
+            order = (col(SourceRow.next_check_at).asc().nulls_first(), col(SourceRow.id))
+            rows = list(session.execute(stmt.order_by(*order)).all())
+    return [Due(*row) for row in rows]
+
+
+class Connectors:
+    """Each watch target's connector, built once per pass."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.base_dir = str(config.path.parent) if config.path else None
+        self.built: dict[tuple[str, str, str, str | None], tuple[AccountConfig, Watch, Source]] = {}
+
+    def get(self, due: Due) -> tuple[AccountConfig, Watch, Source]:
+        key = (due.account_id, due.location, due.kind, due.label)
+        if key not in self.built:
+            account = self.config.account(due.account_id)
+            watch = Watch.model_validate({"url": due.location, "kind": due.kind, "label": due.label})
+            self.built[key] = (account, watch, connector(account, watch, base_dir=self.base_dir))
+        return self.built[key]
+
+
+async def _fetch(due: Due, connectors: Connectors, client: httpx.AsyncClient, deadline_s: float) -> Outcome:
+    state = SourceState(etag=due.etag, last_modified=due.last_modified, cursor=due.cursor)
+    try:
+        account, watch, impl = connectors.get(due)
+    except Exception as exc:  # a stored location its platform no longer accepts
+        return due, PlatformError(ErrorKind.BAD_PAYLOAD, f"{due.what}: cannot be polled ({exc})"), state
+    outcome = await fetch_one(
+        client, account=account, watch=watch, state=state, base_dir=None, deadline_s=deadline_s, impl=impl
+    )
+    return due, outcome, state
+
+
+def _triage(
+    engine: Engine, config: Config, classifier: Classifier | None, batch: list[Outcome]
+) -> tuple[dict[int, int], Verdicts]:
+    """How many items of each source are not stored yet, and their verdicts: one read per account,
+    then one classify_many per school for the whole batch, with no transaction open meanwhile."""
+    wanted: dict[str, dict[str, NewItem]] = {}
+    for due, outcome, _state in batch:
+        if isinstance(outcome, FetchResult) and outcome.items:
+            wanted.setdefault(due.account_id, {}).update({n.external_id: n for n in outcome.items})
+    if not wanted:
+        return {}, {}
+    with session_scope(engine) as session:
+        for account_id, items in wanted.items():
+            for external_id in known_external_ids(session, account_id=account_id, external_ids=list(items)):
+                del items[external_id]
+        if any(wanted.values()):
+            classifier = classifier or default_classifier()
+            classifier.refresh_labels(session)
+    fresh = {
+        due.id: len({n.external_id for n in outcome.items} & wanted.get(due.account_id, {}).keys())
+        for due, outcome, _state in batch
+        if isinstance(outcome, FetchResult)
+    }
+    by_school: dict[str, list[tuple[str, NewItem]]] = {}
+    for account_id, items in wanted.items():
+        school = config.school_of(config.account(account_id)).id
+        # the school's own posts get their verdict in ingest (never escalated nor replied to)
+        by_school.setdefault(school, []).extend((account_id, n) for n in items.values() if not n.by_school)
+    verdicts: Verdicts = {}
+    for school, pairs in by_school.items():
+        assert classifier is not None
+        found = classifier.classify_many([n.text for _a, n in pairs], school=school)
+        for (account_id, new), verdict in zip(pairs, found, strict=True):
+            verdicts.setdefault(account_id, {})[new.external_id] = verdict
+    return fresh, verdicts
+
+
+def _note(due: Due, outcome: FetchResult, summary: PollSummary) -> None:
+    """Count and log what a successful fetch says beyond its items."""
+    summary.not_modified += outcome.not_modified
+    for warning in outcome.warnings:
+        log.info("feed_warning source=%s account=%s warning=%r", due.location, due.account_id, warning)
+    if outcome.skipped:
+        summary.skipped += outcome.skipped
+        log.info(
+            "entries_skipped source=%s account=%s skipped=%d reason=%r",
+            due.location,
+            due.account_id,
+            outcome.skipped,
+            "no id, link or text to read (often an image-only post)",
+        )
 
 
 @dataclass(slots=True)
-class PollSummary:
-    sources: int = 0
-    not_modified: int = 0
-    failed: int = 0
-    items_seen: int = 0
-    items_stored: int = 0
-    escalated: int = 0
-    seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
+class Prepared:
+    """A triaged batch, ready to record: quiet successes, the rest, and the verdicts."""
 
-    def merge(self, other: PollSummary) -> None:
-        self.not_modified += other.not_modified
-        self.failed += other.failed
-        self.items_seen += other.items_seen
-        self.items_stored += other.items_stored
-        self.escalated += other.escalated
-        self.errors += other.errors
-
-    def line(self) -> str:
-        return (
-            f"poll sources={self.sources} not_modified={self.not_modified} failed={self.failed} "
-            f"items_seen={self.items_seen} items_new={self.items_stored} escalated={self.escalated} "
-            f"seconds={self.seconds:.2f}"
-        )
+    quiet: list[tuple[Due, SourceState]] = field(default_factory=list)
+    busy: list[Outcome] = field(default_factory=list)
+    verdicts: Verdicts = field(default_factory=dict)
+    summary: PollSummary = field(default_factory=PollSummary)
 
 
-def backoff(poll_every: timedelta, errors: int, retry_in_s: float | None, kind: ErrorKind) -> timedelta:
-    """Exponential backoff from the poll interval, honouring Retry-After, capped."""
-    if retry_in_s is not None:
-        return max(timedelta(seconds=retry_in_s), timedelta(seconds=30))
-    base = poll_every * (4 if kind in SLOW_KINDS else 1)
-    return min(MAX_BACKOFF, base * 2 ** min(errors - 1, 8))
+def _prepare(
+    engine: Engine, config: Config, classifier: Classifier | None, batch: list[Outcome], now: datetime
+) -> Prepared:
+    """Triage a batch (no transaction open) and sort it into quiet successes and the rest."""
+    ready = Prepared()
+    try:
+        fresh, ready.verdicts = _triage(engine, config, classifier, batch)
+    except Exception:  # triage is retried per source inside the transaction; nothing is lost
+        log.exception("triage_batch_failed sources=%d", len(batch))
+        fresh = {due.id: 1 for due, _o, _s in batch}
+    for due, outcome, state in batch:
+        if isinstance(outcome, FetchResult):
+            _note(due, outcome, ready.summary)
+            account = config.account(due.account_id)
+            if is_quiet(due, fresh=fresh.get(due.id, 0), account=account, now=now):
+                ready.quiet.append((due, state))
+                ready.summary.items_seen += len(outcome.items)
+                continue
+        ready.busy.append((due, outcome, state))
+    return ready
 
 
-async def _fetch(
-    source: Source, config: Config, client: httpx.AsyncClient
-) -> tuple[FetchResult | PlatformError, SourceState]:
-    account = config.account(source.account_id)
-    watch = Watch.model_validate({"url": source.location, "kind": source.kind, "label": source.label})
-    state = SourceState(etag=source.etag, last_modified=source.last_modified, cursor=source.cursor)
-    base_dir = str(config.path.parent) if config.path else None
-    return await fetch_one(client, account=account, watch=watch, state=state, base_dir=base_dir), state
+def _record_batch(
+    engine: Engine, config: Config, classifier: Classifier | None, ready: Prepared, now: datetime
+) -> PollSummary:
+    """Record a prepared batch: the quiet successes in one statement, the rest one by one."""
+    _commit(engine, config, classifier, ready.quiet, ready.busy, ready.verdicts, now, ready.summary)
+    return ready.summary
 
 
-def _record(
-    session: Session,
-    *,
-    config: Config,
-    source_id: int,
-    outcome: FetchResult | PlatformError,
-    state: SourceState,
-    now: datetime,
-    classifier: Classifier | None,
-    summary: PollSummary,
-) -> None:
-    source = session.get(Source, source_id)
-    assert source is not None
-    account = config.account(source.account_id)
-    first_poll = source.first_polled_at is None
-    source.last_polled_at = now
-    if first_poll:
-        source.first_polled_at = now
-    if isinstance(outcome, PlatformError):
-        _record_failure(
-            session,
-            source=source,
-            account_school=config.school_of(account).id,
-            error=outcome,
-            poll_every=account.poll_every,
-            now=now,
-        )
-        summary.failed += 1
-        summary.errors.append(str(outcome))
-        return
-    backlog = account.backfill is not None and source.last_success_at is None  # the first good poll
-    stats = ingest(
-        session,
-        config=config,
-        account=account,
-        items=outcome.items,
-        now=now,
-        source_id=source.id,
-        not_before=source.first_polled_at,
-        classifier=classifier,
-        backfill_before=now - account.backfill if backlog and account.backfill else None,
-    )
-    for warning in outcome.warnings:
-        log.info("feed_warning source=%s account=%s warning=%r", source.location, account.id, warning)
-    if source.health_alerted:
-        enqueue(
-            session,
-            dedupe_key=f"health-ok:{source.id}:{now.isoformat()}",
-            school_id=config.school_of(account).id,
-            kind="health",
-            audience="moderators",
-            now=now,
-            payload={
-                "headline": "Source recovered",
-                "text": f"{source.label or source.location} is working again.",
-                "account": account.id,
-            },
-        )
-    source.etag, source.last_modified, source.cursor = state.etag, state.last_modified, state.cursor
-    source.consecutive_errors, source.last_error, source.last_error_kind = 0, None, None
-    source.health_alerted = False
-    source.last_success_at = now
-    if stats.stored:
-        source.last_new_item_at = now
-    else:
-        _check_silence(session, source=source, account=account, school_id=config.school_of(account).id, now=now)
-    source.next_check_at = now + account.poll_every
-    session.add(source)
-    summary.not_modified += outcome.not_modified
-    summary.items_seen += stats.seen
-    summary.items_stored += stats.stored
-    summary.escalated += stats.escalated
-    if stats.backfilled:
-        log.info("backfill source=%s account=%s items_not_carded=%d", source.location, account.id, stats.backfilled)
+def _write(
+    engine: Engine, config: Config, classifier: Classifier | None, batch: list[Outcome], now: datetime
+) -> PollSummary:
+    """Triage a batch, then record it."""
+    return _record_batch(engine, config, classifier, _prepare(engine, config, classifier, batch, now), now)
 
 
-MIN_SILENCE = timedelta(days=2)
-SILENCE_HISTORY = 20
-
-
-def silence_threshold(session: Session, *, source: Source, configured: timedelta | None) -> timedelta | None:
-    """How long without anything new is unusual for this source: the configured time, or three times
-    its usual gap between arrivals (at least two days); None until there is enough history to judge."""
-    if configured is not None:
-        return configured
-    arrivals = sorted(
-        {
-            i.received_at
-            for i in session.scalars(
-                select(Item).where(col(Item.source_id) == source.id).order_by(col(Item.received_at).desc()).limit(200)
-            )
-        },
-        reverse=True,
-    )[:SILENCE_HISTORY]
-    if len(arrivals) < 5:
-        return None
-    gaps = sorted(a - b for a, b in pairwise(arrivals))
-    return max(MIN_SILENCE, 3 * gaps[len(gaps) // 2])
-
-
-def _check_silence(session: Session, *, source: Source, account: AccountConfig, school_id: str, now: datetime) -> None:
-    if source.last_new_item_at is None:
-        return
-    threshold = silence_threshold(session, source=source, configured=account.silent_after)
-    if threshold is None or now - source.last_new_item_at <= threshold:
-        return
-    quiet = now - source.last_new_item_at
-    enqueue(
-        session,
-        dedupe_key=f"silent:{source.id}:{source.last_new_item_at.isoformat()}",
-        school_id=school_id,
-        kind="health",
-        audience="moderators",
-        now=now,
-        payload={
-            "headline": "A monitored source has gone quiet",
-            "text": f"{source.label or source.location}: nothing new for {quiet.days} day(s), longer than "
-            f"usual ({threshold.days} day(s)). Check the account is still connected and public.",
-            "account": source.account_id,
-        },
-    )
-
-
-def _record_failure(
-    session: Session,
-    *,
-    source: Source,
-    account_school: str,
-    error: PlatformError,
-    poll_every: timedelta,
-    now: datetime,
-) -> None:
-    source.consecutive_errors += 1
-    source.last_error, source.last_error_kind = str(error)[:2000], error.kind.value
-    wait = backoff(poll_every, source.consecutive_errors, error.retry_in_s, error.kind)
-    source.next_check_at = now + wait
-    log.warning(
-        "poll_failed source=%s account=%s error_kind=%s errors=%d retry_in_s=%d error=%r",
-        source.location,
-        source.account_id,
-        error.kind.value,
-        source.consecutive_errors,
-        wait.total_seconds(),
-        str(error),
-    )
-    urgent = error.kind in (ErrorKind.AUTH, ErrorKind.FORBIDDEN)
-    if not source.health_alerted and (urgent or source.consecutive_errors >= ALERT_AFTER_ERRORS):
-        source.health_alerted = True
-        enqueue(
-            session,
-            dedupe_key=f"health:{source.id}:{now.isoformat()}",
-            school_id=account_school,
-            kind="health",
-            audience="moderators",
-            now=now,
-            payload={
-                "headline": "A monitored source is failing",
-                "text": f"{source.label or source.location}: {error} (failed {source.consecutive_errors} "
-                f"time(s); retrying in {int(wait.total_seconds() // 60)} min)",
-                "account": source.account_id,
-            },
-        )
-    session.add(source)
-
-
-def _write_batch(
+def _commit(
     engine: Engine,
     config: Config,
-    batch: list[tuple[int, FetchResult | PlatformError, SourceState]],
-    now: datetime,
     classifier: Classifier | None,
+    quiet: list[tuple[Due, SourceState]],
+    busy: list[Outcome],
+    verdicts: Verdicts,
+    now: datetime,
     summary: PollSummary,
 ) -> None:
-    """Record a batch in one transaction; if anything in it fails, redo it one
-    source per transaction so one bad source cannot hold back the others."""
+    """One transaction for the batch; if anything in it fails, each source again in its own, so
+    one bad source cannot hold back the others (and is itself recorded as failing)."""
     try:
+        partial = PollSummary()
         with session_scope(engine) as session:
-            partial = PollSummary()
-            for source_id, outcome, state in batch:
-                _record(
+            record_quiet(session, config=config, quiet=quiet, now=now)
+            for due, outcome, state in busy:
+                record(
                     session,
                     config=config,
-                    source_id=source_id,
+                    source_id=due.id,
                     outcome=outcome,
                     state=state,
                     now=now,
                     classifier=classifier,
                     summary=partial,
+                    verdicts=verdicts.get(due.account_id),
                 )
         summary.merge(partial)
         return
-    except Exception:
-        if len(batch) == 1:
-            log.exception("record_failed source_id=%s", batch[0][0])
-            summary.failed += 1
+    except Exception as exc:
+        if len(quiet) + len(busy) == 1:
+            due = quiet[0][0] if quiet else busy[0][0]
+            _unrecordable(engine, config, due, exc, now, summary)
             return
-    for one in batch:
-        _write_batch(engine, config, [one], now, classifier, summary)
+    for one in quiet:
+        _commit(engine, config, classifier, [one], [], verdicts, now, summary)
+    for other in busy:
+        _commit(engine, config, classifier, [], [other], verdicts, now, summary)
+
+
+def _unrecordable(
+    engine: Engine, config: Config, due: Due, exc: Exception, now: datetime, summary: PollSummary
+) -> None:
+    """A source whose outcome could not be stored: counted as failing (so /healthz and the
+    moderators hear of it), its state left as it was, so the next poll fetches it all again."""
+    log.error("record_failed source=%s account=%s", due.location, due.account_id, exc_info=exc)
+    error = PlatformError(ErrorKind.BAD_PAYLOAD, f"{due.what}: what it sent could not be stored ({exc!r})"[:500])
+    summary.failed += 1
+    summary.errors.append(str(error))
+    try:
+        with session_scope(engine) as session:
+            source = session.get(SourceRow, due.id)
+            if source is not None:
+                record_failure(session, source=source, config=config, error=error, now=now)
+    except Exception:
+        log.exception("record_failure_failed source=%s", due.location)
 
 
 async def poll_once(
@@ -295,46 +271,71 @@ async def poll_once(
     classifier: Classifier | None = None,
     source_ids: Sequence[int] | None = None,
 ) -> PollSummary:
-    """Poll every due source once (exactly the enabled ones in `source_ids` when given: the
-    service's poll worker has claimed them); stored items are never touched by failures."""
-    started = time.perf_counter()
-    now = now or utcnow()
-    summary = PollSummary()
-    with session_scope(engine) as session:
-        if source_ids is not None:
-            chosen = select(Source).where(col(Source.id).in_(list(source_ids)), col(Source.enabled).is_(True))
-            due = [(s.id, s) for s in session.scalars(chosen.order_by(col(Source.id)))]
-        else:
-            due = [(s.id, s) for s in due_sources(session, now=now, all_enabled=all_sources)]
+    """Poll once every due source (every enabled one with `all_sources`, exactly `source_ids`
+    when given), however many there are; stored items are never touched by failures."""
+    started, now = time.perf_counter(), now or utcnow()
     known = {a.id for a in config.accounts}
-    due = [(sid, s) for sid, s in due if s.account_id in known]
-    summary.sources = len(due)
-    gate = asyncio.Semaphore(concurrency or config.service.max_concurrent_polls)
-    results: asyncio.Queue[tuple[int, FetchResult | PlatformError, SourceState] | None] = asyncio.Queue()
-
-    async def run(source_id: int, source: Source) -> None:
-        async with gate:
-            outcome, state = await _fetch(source, config, client)
-        await results.put((source_id, outcome, state))
-
-    async def writer() -> None:
-        """One writer: batches of results per transaction, off the event loop,
-        so fetching goes on while the database works."""
-        done = False
-        while not done:
-            batch = [await results.get()]
-            while not results.empty() and len(batch) < WRITE_BATCH:
-                batch.append(results.get_nowait())
-            done = batch[-1] is None
-            ready = [b for b in batch if b is not None]
-            if ready:
-                await asyncio.to_thread(_write_batch, engine, config, ready, now, classifier, summary)
-
-    writing = asyncio.create_task(writer())
-    await asyncio.gather(*(run(sid, s) for sid, s in due if sid is not None))
-    await results.put(None)
-    await writing
+    loaded = await asyncio.to_thread(_load, engine, now=now, all_sources=all_sources, source_ids=source_ids)
+    due = [d for d in loaded if d.account_id in known]
+    summary = PollSummary(sources=len(due))
+    results: asyncio.Queue[Outcome | None] = asyncio.Queue()
+    writing = asyncio.create_task(_writer(results, engine, config, classifier, now, summary))
+    try:
+        await _fetch_all(due, Connectors(config), client, config, concurrency, results)
+    finally:
+        await results.put(None)
+        await writing
     summary.seconds = time.perf_counter() - started
     if summary.sources:
         log.info(summary.line())
     return summary
+
+
+async def _fetch_all(
+    due: list[Due],
+    connectors: Connectors,
+    client: httpx.AsyncClient,
+    config: Config,
+    concurrency: int | None,
+    results: asyncio.Queue[Outcome | None],
+) -> None:
+    """`concurrency` fetchers (the configured max_concurrent_polls by default) take the next
+    source as each finishes; one slow source holds one fetcher until its deadline, no more."""
+    deadline_s = config.service.http_timeout.total_seconds()
+    queue: Iterator[Due] = iter(due)
+
+    async def fetcher() -> None:
+        for one in queue:
+            await results.put(await _fetch(one, connectors, client, deadline_s))
+
+    width = min(concurrency or config.service.max_concurrent_polls, max(1, len(due)))
+    await asyncio.gather(*(fetcher() for _ in range(width)))
+
+
+async def _writer(
+    results: asyncio.Queue[Outcome | None],
+    engine: Engine,
+    config: Config,
+    classifier: Classifier | None,
+    now: datetime,
+    summary: PollSummary,
+) -> None:
+    """One writer: whatever has arrived (up to WRITE_BATCH) per batch, off the event loop, so
+    fetching goes on meanwhile. Two stages: batch N is recorded while batch N+1 is triaged;
+    batches are recorded one at a time, in order."""
+    recording: asyncio.Task[PollSummary] | None = None
+    done = False
+    while not done:
+        batch = [await results.get()]
+        while not results.empty() and len(batch) < WRITE_BATCH:
+            batch.append(results.get_nowait())
+        done = batch[-1] is None
+        outcomes = [b for b in batch if b is not None]
+        if not outcomes:
+            continue
+        ready = await asyncio.to_thread(_prepare, engine, config, classifier, outcomes, now)
+        if recording is not None:
+            summary.merge(await recording)
+        recording = asyncio.create_task(asyncio.to_thread(_record_batch, engine, config, classifier, ready, now))
+    if recording is not None:
+        summary.merge(await recording)

@@ -30,6 +30,15 @@ from monitors.base import FetchResult
 USER_AGENT = "HallMonitor/0.1 (+school social media safety; polite polling)"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # decoded; the largest answer any platform should send us
 DEADLINE_S = 60.0  # the whole exchange: connect, send, every byte of the answer
+ACTION_HEADROOM = 8  # connections beyond the polling concurrency, for moderators' actions
+
+
+def client_limits(concurrency: int) -> httpx.Limits:
+    """The shared client's pool for `concurrency` fetches at once plus a few actions. Every
+    connection may stay alive (a new TLS connection costs round trips), and the pool holds no more
+    than that: httpcore's bookkeeping per request grows with the connections it holds."""
+    size = concurrency + ACTION_HEADROOM
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +124,12 @@ def classify_response(answer: Answer) -> PlatformError:
 
 
 def classify_exception(exc: httpx.HTTPError, *, what: str) -> PlatformError:
-    """Turn a transport exception into a PlatformError."""
+    """Turn a transport exception into a PlatformError. A body httpx could not decode arrived
+    whole but broken (corrupt gzip): a bad payload, not a network failure."""
     if isinstance(exc, httpx.TimeoutException):
         return PlatformError(ErrorKind.TIMEOUT, f"{what}: timed out")
+    if isinstance(exc, httpx.DecodingError):
+        return PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: the compressed answer is corrupt ({exc})")
     return PlatformError(ErrorKind.NETWORK, f"{what}: network error ({type(exc).__name__}: {exc})")
 
 
@@ -135,11 +147,13 @@ class _Decoder:
         else:
             raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{what}: unsupported content encoding {encoding!r}")
         self.started = False
+        self.fed = 0
 
     def decode(self, chunk: bytes, room: int) -> bytes:
         """At most room + 1 bytes of output (one more than fits says the answer is too big)."""
         if self.zlib is None:
             return chunk
+        self.fed += len(chunk)
         try:
             out = self.zlib.decompress(chunk, room + 1)
         except zlib.error:
@@ -151,7 +165,13 @@ class _Decoder:
         return out
 
     def flush(self, room: int) -> bytes:
-        return self.zlib.flush(room + 1) if self.zlib is not None else b""
+        """What is left; a compressed answer that stops before its end is corrupt, not short."""
+        if self.zlib is None:
+            return b""
+        out = self.zlib.flush(room + 1)
+        if self.fed and not self.zlib.eof and len(out) <= room:
+            raise PlatformError(ErrorKind.BAD_PAYLOAD, f"{self.what}: the compressed answer ends early (truncated)")
+        return out
 
 
 def _too_big(what: str, max_bytes: int) -> PlatformError:

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -90,10 +90,20 @@ def _claim(
 
 
 def claim_sources(
-    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int, all_enabled: bool = False
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    all_enabled: bool = False,
+    exclude: Collection[int] = (),
 ) -> list[Source]:
-    """Enabled sources whose next check has come (every enabled one with `all_enabled`), soonest first."""
+    """Enabled sources whose next check has come (every enabled one with `all_enabled`), soonest
+    first, none of `exclude`."""
     where: list[Any] = [col(Source.enabled).is_(True)]
+    if exclude:
+        where.append(col(Source.id).not_in(list(exclude)))
     if not all_enabled:
         where.append(or_(col(Source.next_check_at).is_(None), col(Source.next_check_at) <= now))
     order = [col(Source.next_check_at).asc().nulls_first(), col(Source.id)]

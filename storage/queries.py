@@ -59,10 +59,14 @@ def insert_ignore_many(
         return out
     table = model.__table__  # type: ignore[attr-defined]
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    stmt = insert(table).on_conflict_do_nothing().returning(*(table.c[c] for c in returning))
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:  # one executemany per shape of row (every row of a shape has the same keys)
+        by_keys.setdefault(tuple(sorted(row)), []).append(row)
     out = []
-    for start in range(0, len(rows), 200):  # stay far below SQLite's bound-parameter limit
-        stmt = insert(table).values(rows[start : start + 200]).on_conflict_do_nothing()
-        out += [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)))]
+    for same in by_keys.values():
+        # one statement compiled once (cached) and sent as multi-row INSERTs in pages ("insertmanyvalues")
+        out += [tuple(r) for r in session.connection().execute(stmt, same)]
     return out
 
 

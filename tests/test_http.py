@@ -168,3 +168,26 @@ def test_a_trickling_answer_fails_at_the_deadline(trickle_url: str) -> None:
     with pytest.raises(PlatformError, match="no complete answer within 1 s") as caught:
         asyncio.run(go())
     assert caught.value.kind == ErrorKind.TIMEOUT
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (gzip.compress(b'{"ok": true}' * 500)[:-12], "ends early"),  # cut off before its end
+        (b"\x1f\x8b\x08\x00" + b"not gzip at all" * 20, "corrupt"),
+        (b'{"ok": true}', "corrupt"),  # labelled gzip, sent plain
+    ],
+)
+def test_a_broken_gzip_body_is_a_bad_payload_not_a_network_error(body: bytes, words: str) -> None:
+    respx.get(URL).mock(
+        return_value=httpx.Response(200, stream=httpx.ByteStream(body), headers={"Content-Encoding": "gzip"})
+    )
+    error = failure()
+    assert error.kind == ErrorKind.BAD_PAYLOAD and words in str(error)
+
+
+@respx.mock
+def test_an_empty_gzip_labelled_304_is_fine() -> None:
+    respx.get(URL).mock(return_value=httpx.Response(304, headers={"Content-Encoding": "gzip"}))
+    assert fetch().status_code == 304
