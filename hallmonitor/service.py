@@ -88,15 +88,17 @@ class Service:
     async def tick(self, *, all_sources: bool = False) -> PollSummary:
         """Each kind of work once, in turn (`hallmonitor poll`, tests): poll what is due (or every
         source), process pending webhooks, run the clocks, deliver everything due. Never raises."""
-        summary = PollSummary()
-        try:
-            while ids := await asyncio.to_thread(self.claim_sources, CLAIM_ALL, all_sources):
+        summary, started, seen = PollSummary(), utcnow(), set[int]()
+        try:  # page by page, each source once (a pass that crashed is not tried again in this tick)
+            while ids := await asyncio.to_thread(self.claim_sources, CLAIM_ALL, all_sources, started):
+                if seen.issuperset(ids):
+                    await asyncio.to_thread(retrying, self.engine, lambda s: release(s, Source, ids, owner=self.owner))
+                    break
+                seen.update(ids)
                 done = await self.poll_batch(ids)
                 summary.sources += done.sources
                 summary.seconds += done.seconds
                 summary.merge(done)
-                if all_sources and len(ids) < CLAIM_ALL:
-                    break
         except Exception:
             log.exception("poll_pass_crashed")
         try:
@@ -110,15 +112,22 @@ class Service:
             log.exception("notify_pass_crashed")
         return summary
 
-    def claim_sources(self, limit: int, all_sources: bool = False) -> list[int]:
-        """Claim up to `limit` due sources (every enabled one with `all_sources`) for this process.
-        A source of an account no longer in the config is put off, not polled."""
+    def claim_sources(self, limit: int, all_sources: bool = False, pass_started: datetime | None = None) -> list[int]:
+        """Claim up to `limit` due sources (every enabled one with `all_sources`) for this process,
+        none polled since `pass_started`. A source of an account no longer in the config is put
+        off, not polled."""
         known = {a.id for a in self.config.accounts}
 
         def work(session: Session) -> list[int]:
             now = utcnow()
             rows = claim_sources(
-                session, owner=self.owner, now=now, lease=self.poll_lease, limit=limit, all_enabled=all_sources
+                session,
+                owner=self.owner,
+                now=now,
+                lease=self.poll_lease,
+                limit=limit,
+                all_enabled=all_sources,
+                not_polled_since=pass_started,
             )
             gone = [s.id for s in rows if s.account_id not in known and s.id is not None]
             release(session, Source, gone, owner=self.owner, next_check_at=now + POLL_CRASH_BACKOFF)

@@ -90,12 +90,22 @@ def _claim(
 
 
 def claim_sources(
-    session: Session, *, owner: str, now: datetime, lease: timedelta, limit: int, all_enabled: bool = False
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    all_enabled: bool = False,
+    not_polled_since: datetime | None = None,
 ) -> list[Source]:
-    """Enabled sources whose next check has come (every enabled one with `all_enabled`), soonest first."""
+    """Enabled sources whose next check has come (every enabled one with `all_enabled`, but not
+    those polled since `not_polled_since`: a pass over all of them, page by page), soonest first."""
     where: list[Any] = [col(Source.enabled).is_(True)]
     if not all_enabled:
         where.append(or_(col(Source.next_check_at).is_(None), col(Source.next_check_at) <= now))
+    if not_polled_since is not None:
+        where.append(or_(col(Source.last_polled_at).is_(None), col(Source.last_polled_at) < not_polled_since))
     order = [col(Source.next_check_at).asc().nulls_first(), col(Source.id)]
     return _claim(session, Source, where=where, order_by=order, owner=owner, now=now, lease=lease, limit=limit)
 
