@@ -217,6 +217,7 @@ class SlackSurface:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._dms: dict[str, str] = {}  # slack user -> their direct-message conversation (stable in Slack)
 
     MARK = "hallmonitor_delivery"  # message metadata: which delivery a message is
     HISTORY_PAGES = 5  # how far back find_sent looks: up to 1,000 messages since the delivery was queued
@@ -248,8 +249,11 @@ class SlackSurface:
             return note.channel
         if not note.recipient.slack_user:
             raise Unreachable(f"{note.recipient.name} has no slack_user in [[staff]]")
-        opened = await self.client.conversations_open(users=note.recipient.slack_user)
-        return str(opened["channel"]["id"])
+        user = note.recipient.slack_user
+        if user not in self._dms:
+            opened = await self.client.conversations_open(users=user)
+            self._dms[user] = str(opened["channel"]["id"])
+        return self._dms[user]
 
     @staticmethod
     def unsent(error: Exception) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from bot.outbox import deliver_pending
@@ -69,8 +71,21 @@ class Service:
         configure = getattr(self.classifier, "configure", None)
         if configure is not None:
             configure(self.config)
-        retrying(self.engine, lambda session: sync_config(session, config=self.config))
+        self._sync_config()
         self.webhooks = WebhookProcessor(self, owner=self.owner, on_stored=self.wake_outbox)
+
+    def _sync_config(self, attempts: int = 5) -> None:
+        """Mirror the config into the tables; two processes starting at once may both insert the
+        same school or source, and the loser simply runs it again (it then finds the rows)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                retrying(self.engine, lambda session: sync_config(session, config=self.config))
+                return
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+                log.info("config_sync_retried attempt=%d: another process synced the config at the same time", attempt)
+                time.sleep(0.2 * attempt)
 
     def http_client(self) -> httpx.AsyncClient:
         if self.client is None:

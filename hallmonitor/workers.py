@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, update
@@ -44,7 +44,7 @@ class Host(Protocol):
     owner: str
     webhooks: WebhookProcessor
 
-    def claim_sources(self, limit: int, all_sources: bool = False) -> list[int]: ...
+    def claim_sources(self, limit: int, all_sources: bool = False, exclude: Collection[int] = ()) -> list[int]: ...
 
     async def poll_batch(self, ids: list[int]) -> Any: ...
 

@@ -61,22 +61,28 @@ def delivery_digest(*, platform: str, account_id: str | None, body: bytes) -> st
     return hashlib.sha256(f"{platform}\n{account_id or ''}\n".encode() + body).hexdigest()
 
 
+def _event_row(*, platform: str, body: bytes, account_id: str | None) -> dict[str, object]:
+    return {
+        "platform": platform,
+        "account_id": account_id,
+        "digest": delivery_digest(platform=platform, account_id=account_id, body=body),
+        "body": body.decode("utf-8", errors="replace"),
+        "received_at": utcnow(),
+        "status": "pending",
+        "attempts": 0,
+    }
+
+
 def store_event(service: WebhookRuntime, *, platform: str, body: bytes, account_id: str | None = None) -> int | None:
     """Keep the raw delivery; None if this exact delivery was stored before."""
+    return store_events(service, [_event_row(platform=platform, body=body, account_id=account_id)])[0]
+
+
+def store_events(service: WebhookRuntime, rows: list[dict[str, object]]) -> list[int | None]:
+    """Keep several raw deliveries in one transaction (one commit, one wait for SQLite's write
+    lock, however many requests arrived together); None for each stored before."""
     with session_scope(service.engine) as session:
-        return insert_ignore(
-            session,
-            WebhookEvent,
-            {
-                "platform": platform,
-                "account_id": account_id,
-                "digest": delivery_digest(platform=platform, account_id=account_id, body=body),
-                "body": body.decode("utf-8", errors="replace"),
-                "received_at": utcnow(),
-                "status": "pending",
-                "attempts": 0,
-            },
-        )
+        return [insert_ignore(session, WebhookEvent, row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +200,13 @@ async def process(service: WebhookRuntime, deliveries: list[_Delivery], executor
 class WebhookProcessor:
     """Webhook work for one process. Requests store the raw event and return at once; a worker
     loop claims pending events (its own and any a crashed process left behind) in batches under a
-    lease and processes them. Stores (short writes) and processing (triage, then one short write)
-    each get one thread, so a burst of deliveries is never queued behind a batch's triage.
+    lease and processes them. Stores (short writes; requests arriving together share one commit)
+    and processing (triage, then one short write) each get one thread, so a burst of deliveries is
+    never queued behind a batch's triage.
     `on_stored` is called after a batch stored new items (the service wakes its outbox)."""
 
     BATCH = 64
+    STORE_BATCH = 500
 
     def __init__(
         self, service: WebhookRuntime, owner: str | None = None, on_stored: Callable[[], None] | None = None
@@ -210,6 +218,8 @@ class WebhookProcessor:
         self.processing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-process")
         self.wake: asyncio.Event | None = None
         self.worker: asyncio.Task[None] | None = None
+        self._to_store: list[tuple[dict[str, object], asyncio.Future[int | None]]] = []
+        self._storer: asyncio.Task[None] | None = None
         self._step_lock: asyncio.Lock | None = None
         self.stopping = False
 
@@ -218,15 +228,35 @@ class WebhookProcessor:
         return lease_for(self.service.config)
 
     async def store(self, *, platform: str, body: bytes, account_id: str | None) -> int | None:
-        loop = asyncio.get_running_loop()
-        event_id = await loop.run_in_executor(
-            self.executor, lambda: store_event(self.service, platform=platform, body=body, account_id=account_id)
-        )
+        """Keep one delivery and return once it is committed (None if it was stored before).
+        Requests arriving while a store is in progress are committed together in the next one."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._to_store.append((_event_row(platform=platform, body=body, account_id=account_id), done))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.get_running_loop().create_task(self._store_waiting())
+        event_id = await done
         if event_id is not None and not self.stopping:
             self.start()
             assert self.wake is not None
             self.wake.set()
         return event_id
+
+    async def _store_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._to_store:
+            batch, self._to_store = self._to_store[: self.STORE_BATCH], self._to_store[self.STORE_BATCH :]
+            try:
+                ids = await loop.run_in_executor(
+                    self.executor, store_events, self.service, [row for row, _done in batch]
+                )
+            except Exception as exc:  # each request answers 500 and the platform sends it again
+                for _row, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_row, done), event_id in zip(batch, ids, strict=True):
+                if not done.done():
+                    done.set_result(event_id)
 
     def start(self, idle_s: float = 1.0) -> None:
         """Run the worker loop (idempotent); it also looks for work every `idle_s` seconds."""

@@ -168,12 +168,12 @@ def enqueue(
 
 
 def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
-    """Outbox rows not yet fanned out into deliveries, locked for this transaction (on Postgres,
-    rows another worker is fanning out are skipped, not waited for)."""
+    """Outbox rows not yet fanned out into deliveries, escalations first, locked for this
+    transaction (on Postgres, rows another worker is fanning out are skipped, not waited for)."""
     stmt = (
         select(Outbox)
         .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
-        .order_by(col(Outbox.id))
+        .order_by(case((col(Outbox.kind) == "escalation", 0), else_=1), col(Outbox.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

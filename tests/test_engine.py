@@ -31,7 +31,7 @@ from monitors.fetch import fetch_one
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.leases import claim_deliveries
-from storage.models import Delivery, Item, WebhookEvent
+from storage.models import Delivery, Item, Source, WebhookEvent
 from storage.queries import enqueue
 from storage.types import utcnow
 from tests.conftest import BASE_CONFIG, account_block
@@ -286,3 +286,22 @@ def test_a_trickling_feed_fails_at_its_deadline_and_shows_failing(
     assert health["status"] == "degraded"
     failing = [s for s in health["sources"] if not s["healthy"]]  # type: ignore[attr-defined]
     assert [s["error_kind"] for s in failing] == ["timeout"] and "trickle" in failing[0]["source"]
+
+
+def test_a_full_pass_claims_page_by_page_and_polls_each_source_once(
+    tmp_path: Path, engine: Engine, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hallmonitor.service
+
+    monkeypatch.setattr(hallmonitor.service, "CLAIM_ALL", 2)  # five sources: three pages
+    urls = [f"{feeds.base}/feed/{n}.xml" for n in range(5)]
+    (tmp_path / "config.toml").write_text(BASE_CONFIG.format(db=tmp_path / "hm.db") + account_block("blog", urls))
+    service = Service(config=load_config(tmp_path / "config.toml"), engine=engine, surface=RecordingSurface("console"))
+    first = asyncio.run(service.tick(all_sources=True))
+    again = asyncio.run(service.tick(all_sources=True))  # every source again, though none is due
+    due = asyncio.run(service.tick())  # nothing is due
+    assert (first.sources, first.items_stored) == (5, 15)
+    assert (again.sources, again.not_modified, again.items_stored) == (5, 0, 0)
+    assert due.sources == 0
+    with session_scope(engine) as s:
+        assert not list(s.scalars(select(Source).where(col(Source.lease_owner).is_not(None))))

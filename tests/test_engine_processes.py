@@ -117,11 +117,12 @@ def test_two_processes_on_one_postgres_share_the_work(tmp_path: Path) -> None:
     config, log = _slack_config(tmp_path, urls, lease="30s"), tmp_path / "run.log"
     try:
         with MockSlack() as slack:
-            slack.delay_s = 0.02
+            slack.delay_s = 0.2  # 120 cards take long enough for both workers to be sending at once
             workers = [_run(config, slack, url, log) for _ in range(2)]
             tokens = _expected(feeds, items)
             try:
-                wait_for(lambda: tokens <= {t for _c, t in posts(slack)}, 150, "every card from two workers")
+                wait_for(lambda: log.read_text().count("workers_started") == 2, 120, "both workers started")
+                wait_for(lambda: tokens <= {t for _c, t in posts(slack)}, 180, "every card from two workers")
                 wait_for(lambda: any(c == "DUDANA" for c, _t in posts(slack)), 30, "the DSL ping")
                 time.sleep(2)
             finally:
