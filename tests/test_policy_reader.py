@@ -128,3 +128,35 @@ def test_acceptable_use_agreements_are_tagged_by_audience(tmp_path: Path) -> Non
     assert (agreement.audience, agreement.role) == ("pupils", "agreement")
     assert clauses["Staff must only use school email to contact pupils."].audience != "pupils"
     assert clauses["Staff must not share passwords."].audience == "staff"
+
+
+def test_pdf_tables_are_kept_as_rows_and_a_paragraph_after_a_bullet_is_not_glued_on() -> None:
+    """Rawdah's tables are read cell by cell by pypdf; each row comes back as one clause, never a heading, and
+    "It covers:" (set at the margin, left of the bullets) starts a paragraph of its own."""
+    rawdah = load_policy(REAL / "rawdah-montessori-bradford.pdf")
+    rows = {c.text: c for c in rawdah.clauses if c.kind == "row"}
+    governing = "Governing Body Ensure the school has effective online safety policies and procedures; monitor their"
+    assert any(t.startswith(governing) for t in rows)
+    assert "Keeping Children Safe in Education (KCSIE 2025) Sets out safeguarding duties" in " ".join(rows)
+    assert not any("monitor their implementation" in c.heading or "KCSIE" in c.heading for c in rawdah.clauses)
+    assert all(", row " in c.label for c in rows.values())
+    texts = [c.text for c in rawdah.clauses]
+    assert "Anyone accessing the school's ICT systems or representing the school online" in texts
+    assert any(t.startswith("It covers: School-owned devices and networks") for t in texts)
+    assert any("table rows were kept as rows" in w for w in rawdah.warnings)
+
+
+def test_a_clause_is_for_the_audience_its_own_first_words_name() -> None:
+    from handlers.policy.audience import audience_of, modality
+    from handlers.policy.parse import Clause
+
+    def clause(text: str) -> Clause:
+        return Clause("1", "General", text, "paragraph")
+
+    assert audience_of(clause("Parents/Carers are encouraged to comment appropriately about the school.")) == "parents"
+    assert audience_of(clause("All staff must keep their privacy settings strict.")) == "staff"
+    assert audience_of(clause("Staff, students or volunteers must not bring cameras in.")) == "staff"
+    assert audience_of(clause("Photographs of pupils must be stored securely.")) == "all"  # pupils are the object
+    assert modality(clause("Staff must not accept friend requests.")) == (True, False, False)
+    assert modality(clause("Staff should report abuse to the headteacher.")) == (False, True, False)
+    assert modality(clause("Staff may use their phones in the staff room.")) == (False, False, True)

@@ -45,7 +45,8 @@ _RULE = re.compile(
 
 
 def audience_of(clause: Clause) -> str:
-    """The deepest heading that names an audience wins, then the lead words, else 'all'."""
+    """The deepest heading that names an audience wins, then the lead words, then the subject of the
+    clause's own first sentence ("Parents are encouraged ...", "Staff must not ..."), else 'all'."""
     parts = [p for p in clause.heading.split(" › ") if p]
     for part in reversed(parts):
         found = _named(part)
@@ -55,7 +56,34 @@ def audience_of(clause: Clause) -> str:
         found = _named(clause.lead[:60])
         if found:
             return found
-    return "all"
+    return _subject(clause.text) or "all"
+
+
+_SUBJECT = re.compile(
+    r"^(?:(?:all|any|the|our|a|every|each|school|setting|individual)\s+)*([\w/-]+(?:\s+(?:of\s+staff|members?))?)", re.I
+)
+_MODAL_AFTER = re.compile(
+    r"^(?:\s*(?:,|and|or|/)\s*[\w/-]+)*\s*(?:\([^)]*\)\s*)?(?:must|should|shall|will|are|is|may|can|cannot|need|have|"
+    r"agree|understand)\b",
+    re.I,
+)
+
+
+def _subject(text: str) -> str | None:
+    """The audience a clause's first words name as the one who must, should or may act: 'Parents/Carers are
+    encouraged to ...' is for parents, 'Staff must not ...' for staff; 'Photographs of pupils must ...' for
+    nobody in particular (pupils are its object, not its subject)."""
+    match = _SUBJECT.match(text.strip())
+    if not match:
+        return None
+    head = match.group(1).split("/")[0].strip(",:;")
+    rest = text.strip()[match.end() :]
+    if not _MODAL_AFTER.match(rest) and not rest.lstrip().startswith("/"):
+        return None
+    for name, pattern in AUDIENCES.items():
+        if pattern.match(head):
+            return name
+    return None
 
 
 _AGREEMENT_HEADING = re.compile(r"\b(?:acceptable use|agreement|aup|code of conduct|responsibilit\w*)\b", re.I)
@@ -77,6 +105,23 @@ def _named(text: str) -> str | None:
         hits = [name for name, pattern in AUDIENCES.items() if pattern.search(text)]
         return hits[0] if len(hits) == 1 else None
     return None
+
+
+NEGATIVE_MODAL = re.compile(
+    r"\b(?:must not|should not|shall not|must never|should never|never|not permitted|not allowed|are not to|"
+    r"is not to|do not|don'?t|under no circumstances|prohibited|will not|cannot|can ?not|may not|mustn'?t|"
+    r"shouldn'?t|no (?:member|staff|employee|adult|one)\b|not (?:be )?(?:used|published|shared|posted|accepted))\b",
+    re.I,
+)
+OBLIGATION_MODAL = re.compile(r"\b(?:must|should|shall|are required|is required|need to|have to|ensure)\b", re.I)
+PERMISSIVE_MODAL = re.compile(r"\b(?:may|can|are permitted|is permitted|are allowed|is allowed|are welcome)\b", re.I)
+
+
+def modality(clause: Clause) -> tuple[bool, bool, bool]:
+    """(forbids, obliges, permits): what the clause's own words (with its lead) state."""
+    text = f"{clause.lead} {clause.text}"
+    forbids = bool(NEGATIVE_MODAL.search(text))
+    return forbids, bool(OBLIGATION_MODAL.search(text)) and not forbids, bool(PERMISSIVE_MODAL.search(text))
 
 
 def role_of(clause: Clause) -> str:

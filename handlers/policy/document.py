@@ -18,7 +18,7 @@ from handlers.policy.reader import Line, PolicyError, read_source
 
 __all__ = ["PolicyDocument", "PolicyError", "load_policy"]
 
-PARSER_VERSION = "5"
+PARSER_VERSION = "6"
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _NEXT_REVIEW = re.compile(r"next review(?: date| due)?(?: by| on)?\s*:?\s*(.+)", re.I)
 _LAST_REVIEW = re.compile(r"(?:last )?reviewed(?: by [^\t:]*)?(?: on)?\s*[:\t]\s*(.+)", re.I)
@@ -114,9 +114,14 @@ def load_policy(path: str | Path) -> PolicyDocument:
         next_review=next_review,
         next_review_date=_review_date(next_review) if next_review else None,
         digest=digest,
-        warnings=cleaned.warnings + _quality(clauses),
+        warnings=cleaned.warnings + _rows(cleaned.lines) + _quality(clauses),
         pages=source.pages,
     )
+
+
+def _rows(lines: list[Line]) -> list[str]:
+    rows = sum(1 for line in lines if line.style == "row")
+    return [f"{rows} table rows were kept as rows (each cited whole, never read as a heading)"] if rows else []
 
 
 def _quality(clauses: list[Clause]) -> list[str]:
@@ -124,5 +129,11 @@ def _quality(clauses: list[Clause]) -> list[str]:
     out = []
     short = [c for c in clauses if len(c.text) < 25]
     if short:
-        out.append(f"{len(short)} clauses are under 25 characters (fragments or headings read as text)")
+        examples = ", ".join(f'{c.label} "{c.text}"' for c in short[:3])
+        out.append(
+            f"{len(short)} clauses are under 25 characters (fragments or headings read as text), e.g. {examples}"
+        )
+    unheaded = [c for c in clauses if not c.heading]
+    if unheaded:
+        out.append(f"{len(unheaded)} clauses have no heading above them (cited by number or position only)")
     return out

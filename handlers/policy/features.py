@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handlers.policy.audience import AUDIENCES
+from handlers.policy.audience import AUDIENCES, modality
 from handlers.policy.parse import Clause
 
 # "Can I ...?" is answered by a clause that states a rule; "who do I tell?" by one that says what to do.
@@ -63,6 +63,10 @@ FEATURES = (
     "words_z",
     "weighted_coverage",
     "entities",
+    "dense_rank",
+    "words_rank",
+    "heading_coverage",
+    "permission_forbids",
     *(f"role_{r}" for r in ROLES),
     "audience_staff",
     "audience_other",
@@ -71,6 +75,9 @@ FEATURES = (
     "whole_list",
     "child",
     "short",
+    "forbids",
+    "obliges",
+    "permits",
 )
 STATIC = (*FEATURES[FEATURES.index("role_rule") :], "procedural")  # the last column is not scored alone
 
@@ -87,6 +94,7 @@ def clause_features(clause: Clause) -> list[float]:
         1.0 if clause.parent is None and clause.complete and re.search(r":\s+\S", clause.text) else 0.0,
         1.0 if clause.parent else 0.0,
         1.0 if n < 40 else 0.0,
+        *(1.0 if m else 0.0 for m in modality(clause)),
         1.0 if PROCEDURE_WORDS.search(f"{clause.lead} {clause.text}") else 0.0,
     ]
 
@@ -101,6 +109,7 @@ class QueryFeatures:
     static: np.ndarray
     weighted: np.ndarray | None = None  # idf-weighted share of the question's known words in each clause
     entities: np.ndarray | None = None  # 1 where the clause names every person the question is about
+    heading_coverage: np.ndarray | None = None  # share of the question's known words in the clause's heading path
     unknown: float = 0.0  # share of the question's words this policy never uses
     centroid: float = 0.0  # meaning similarity of the question to the policy as a whole
 
@@ -132,6 +141,10 @@ class QueryFeatures:
                 _z(self.words),
                 self.weighted if self.weighted is not None else self.coverage,
                 self.entities if self.entities is not None else np.ones(len(self.words)),
+                _reciprocal_rank(self.dense),
+                _reciprocal_rank(self.words),
+                self.heading_coverage if self.heading_coverage is not None else np.zeros(len(self.words)),
+                permission * self.column("forbids"),
             ],
             axis=1,
         )
@@ -141,3 +154,11 @@ class QueryFeatures:
 def _z(values: np.ndarray) -> np.ndarray:
     """How far above this policy's typical clause a clause stands, in standard deviations (divided by 4)."""
     return (values - values.mean()) / (values.std() + 1e-6) / 4.0
+
+
+def _reciprocal_rank(values: np.ndarray) -> np.ndarray:
+    """1 for the policy's best clause on this measure, 1/2 for the next and so on: a scale that means the same
+    in a policy of 16 clauses and one of 300."""
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+    return 1.0 / ranks

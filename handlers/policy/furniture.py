@@ -11,7 +11,7 @@ from collections import Counter
 from handlers.policy.lines import Line, Source
 
 EDGE = 8  # running headers and footers sit within this many lines of a page's top or bottom
-_PAGE_NUMBER = re.compile(r"^\W*(?:page\s*)?\d{1,3}\s*(?:(?:of|/)\s*\d{1,3})?\W*$", re.I)
+PAGE_NUMBER = re.compile(r"^\W*(?:page\s*)?\d{1,3}\s*(?:(?:of|/)\s*\d{1,3})?\W*$", re.I)
 _LEADER = re.compile(r"(?:\.\s*){4,}\s*\d{1,3}\s*$|\u2026{2,}\s*\d{1,3}\s*$|\t\s*\d{1,3}\s*$")
 _SIGNATURE = re.compile(
     r"^(?:signed|signature|sign|print name|name|date|position|role|headteacher|chair(?: of governors)?)"
@@ -50,7 +50,7 @@ def clean(source: Source) -> Source:
         text = line.text.strip()
         if _key(text) in running:
             dropped["running"] += 1
-        elif _PAGE_NUMBER.match(text):
+        elif PAGE_NUMBER.match(text):
             dropped["page"] += 1
         elif _LEADER.search(text) or (_CONTENTS.match(text) and line.style != "body"):
             dropped["contents"] += 1

@@ -69,6 +69,7 @@ class PolicyIndex:
         self.lengths = np.array([len(t) for t in self.tokens], dtype=np.float32)
         self.avg_length = float(self.lengths.mean()) if len(self.lengths) else 1.0
         self.tf = [Counter(t) for t in self.tokens]
+        self.heading_tokens = [frozenset(canonical_tokens(c.heading)) for c in self.clauses]
         df: Counter[str] = Counter()
         for t in self.tokens:
             df.update(set(t))
@@ -159,6 +160,9 @@ class PolicyIndex:
         words = self.bm25(tokens)
         wanted = {t for t in tokens if t in self.idf}
         coverage = np.array([len(wanted & tf.keys()) / len(wanted) if wanted else 0.0 for tf in self.tf], np.float32)
+        in_heading = np.array(
+            [len(wanted & h) / len(wanted) if wanted else 0.0 for h in self.heading_tokens], np.float32
+        )
         centroid = 0.0
         if self.vectors is not None and self.heading_vectors is not None and self.encoder is not None:
             q = vector if vector is not None else self.encoder.encode([question])[0]
@@ -175,7 +179,7 @@ class PolicyIndex:
         people = set(tokens) & PEOPLE
         entities = np.array([1.0 if people <= tf.keys() else 0.0 for tf in self.tf], dtype=np.float32)
         return QueryFeatures(
-            question, words, dense, heading, coverage, self.static, weighted, entities, unknown, centroid
+            question, words, dense, heading, coverage, self.static, weighted, entities, in_heading, unknown, centroid
         )
 
     def matrix(self, question: str) -> tuple[QueryFeatures, np.ndarray]:

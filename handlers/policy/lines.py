@@ -17,7 +17,8 @@ class Line:
     page: int = 0
     style: str = ""  # "" (unknown), "heading", "title", "body", "bullet", "row"
     level: int = 0  # heading level where the format gives one
-    whole: bool = False  # the line is a whole paragraph (DOCX, Markdown, antiword): never continued
+    whole: bool = False  # the line is a whole paragraph (DOCX, Markdown, antiword, table rows): never continued
+    x: float | None = None  # PDF: where on the page the line starts (points from the left), when known
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
 """The fitted weights retrieval and abstention use (policy_model.json, written
-by `python -m handlers.policy.fit` from tests/data/policy_train.jsonl)."""
+by `python -m handlers.policy.fit` from tests/data/policy_train*.jsonl)."""
 
 from __future__ import annotations
 

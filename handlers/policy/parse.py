@@ -108,6 +108,9 @@ class PolicyParser:
         self.source = [line for line in lines if line.text.strip()]
         self.lines = [line.text.rstrip() for line in self.source]
         self.styles = [line.style for line in self.source]
+        self.xs = [line.x for line in self.source]
+        self.x: float | None = None  # where the current line starts on the page (PDF), when known
+        self.bullet_x: float | None = None  # where the open bullet's glyph starts
         self.style = ""
         self.next_style = ""
         self.path: list[tuple[int, str]] = []  # (level, heading) from layout headings
@@ -139,6 +142,7 @@ class PolicyParser:
             self.next = self.lines[i + 1] if i + 1 < len(self.lines) else ""
             self.style, self.next_style = self.styles[i], (self.styles[i + 1] if i + 1 < len(self.lines) else "")
             self.whole = self.source[i].whole
+            self.x = self.xs[i]
             if self.style == "title":
                 continue  # the document's title is metadata, not a section
             if self.style == "heading" and not self._numbered_clause(line):
@@ -217,16 +221,33 @@ class PolicyParser:
                 # never a clause of its own
                 self.sub_heading, self.open = text, False
                 return
+            self.bullet_x = self.x
             introduced = current is not None and self.open and (current.kind == "clause" or current.introduces())
             if introduced and current is not None and current.heading == self._full_heading():
                 current.children.append(("bullet", "", [text]))
             else:
                 self._new_block("bullet", text)
             return
-        if current is not None and self.open and not self.whole and not (self.unnumbered and current.ended()):
+        if self.style == "row":  # a table row is its own clause
+            self.bullet_x = None
+            self._new_block("row", text)
+            return
+        if (
+            current is not None
+            and self.open
+            and not self.whole
+            and not (self.unnumbered and current.ended())
+            and not self._outdented()
+        ):
             current.add(line)
         else:
+            self.bullet_x = None
             self._new_block("paragraph", text)
+
+    def _outdented(self) -> bool:
+        """A line that starts left of the open bullet's glyph (PDF positions) is a new paragraph, never the
+        bullet's continuation: "It covers:" after a bullet without a full stop."""
+        return self.bullet_x is not None and self.x is not None and self.x < self.bullet_x - 2
 
     def _new_block(self, kind: str, text: str) -> None:
         section = self.heading.split(" › ")[-1] or "Preamble"
