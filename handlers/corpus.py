@@ -22,6 +22,10 @@ from handlers.verdict import CATEGORIES
 DATA = Path(__file__).parent / "data"
 TRAINING_TXT = DATA / "triage_train.txt"
 WRITTEN = DATA / "triage_written.jsonl"
+# Session 3's hand-written set: routine comments and look-alikes in child, teen and parent registers
+# (the register the first set used mostly for disclosures), and disclosures in the same registers.
+WRITTEN2 = DATA / "triage_written2.jsonl"
+OWN_FILES = (WRITTEN, WRITTEN2)
 PINS = DATA / "sources.json"
 PUBLIC_CHARS = 400  # long Reddit posts are cut: the head learns from comment-sized text
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -112,7 +116,7 @@ def read_training(path: Path = TRAINING_TXT) -> list[Example]:
     return rows
 
 
-def read_written(path: Path = WRITTEN) -> list[Example]:
+def read_written(path: Path = WRITTEN, source: str = "written") -> list[Example]:
     """Our hand-written JSON lines: text, category, kind, register."""
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -125,7 +129,7 @@ def read_written(path: Path = WRITTEN) -> list[Example]:
         if row.get("category") not in CATEGORIES or not str(row.get("text", "")).strip():
             raise CorpusError(f"{path.name}:{n}: needs a text and a known category")
         kind = row.get("kind") or "" if row["category"] == "safeguarding" else ""
-        rows.append(Example(row["text"].strip(), row["category"], "written", kind, row.get("register") or "", 2.0))
+        rows.append(Example(row["text"].strip(), row["category"], source, kind, row.get("register") or "", 2.0))
     return rows
 
 
@@ -151,7 +155,7 @@ def read_public(spec: PublicSet, root: Path = DATASETS, *, check: bool = True) -
 
 def corpus(root: Path = DATASETS) -> list[Example]:
     """Everything the shipped head is trained on, in a fixed order."""
-    rows = read_training() + read_written()
+    rows = read_training() + read_written() + read_written(WRITTEN2, "written2")
     for spec in SHIPPED:
         rows += read_public(spec, root)
     return rows

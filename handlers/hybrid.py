@@ -86,7 +86,10 @@ class HybridClassifier:
         def pick(field_name: str, key: str) -> float:
             return float(getattr(own, field_name)) if field_name in own.model_fields_set else float(chosen[key])
 
-        return Limits(pick("dsl_threshold", "dsl"), pick("slt_threshold", "slt"), pick("media_threshold", "media"))
+        floors = {k: float(chosen[k]) for k in ("dsl_rule", "slt_rule") if k in chosen}  # the build's, never a school's
+        return Limits(
+            pick("dsl_threshold", "dsl"), pick("slt_threshold", "slt"), pick("media_threshold", "media"), **floors
+        )
 
     # --- learning from the school
     def refresh_labels(self, session: Session) -> None:

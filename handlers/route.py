@@ -82,10 +82,25 @@ def blend(fast: dict[str, float], semantic: dict[str, float]) -> dict[str, float
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Per-route thresholds on the model's probability. `dsl_rule` and `slt_rule` are the least
+    model support a clear pattern (a rule of weight 2) needs to escalate on its own: a pattern
+    reads words, not what they are doing in the sentence ("the assembly on county lines",
+    "that test made me want to die"), and the model, having read the whole comment, may veto it
+    only when it gives safeguarding and abuse together less than this: an insult beside a
+    disclosure never lowers the disclosure."""
+
     dsl: float
     slt: float
     media: float
     spam: float = 0.5
+    dsl_rule: float = 0.0
+    slt_rule: float = 0.0
+
+    @classmethod
+    def of(cls, thresholds: dict[str, float]) -> Limits:
+        """From a head's chosen thresholds (older heads have no rule floors)."""
+        floors = {k: float(thresholds[k]) for k in ("dsl_rule", "slt_rule") if k in thresholds}
+        return cls(float(thresholds["dsl"]), float(thresholds["slt"]), float(thresholds["media"]), **floors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +128,22 @@ def route(p: dict[str, float], rules: RuleScores, limits: Limits, seen: Seen = S
             reasons.append(f"{MODEL_REASON[category]} (model {p[category]:.2f})")
         return reasons or [MODEL_REASON.get(category, "general remark")]
 
-    def hit(category: str, threshold: float) -> bool:
-        score = rules.scores.get(category, 0)
-        return score >= 2 or p[category] >= threshold or (score >= 1 and p[category] >= threshold / 2)
+    escalating = p["safeguarding"] + p["abuse"]  # a floor vetoes a pattern only when the model reads routine
 
-    if hit("safeguarding", limits.dsl):
+    def hit(category: str, threshold: float, floor: float) -> bool:
+        score = rules.scores.get(category, 0)
+        return (
+            (score >= 2 and escalating >= floor)
+            or p[category] >= threshold
+            or (score >= 1 and p[category] >= threshold / 2)
+        )
+
+    if hit("safeguarding", limits.dsl, limits.dsl_rule):
         extra = ["also insulting or threatening"] if rules.strong("abuse") or p["abuse"] >= limits.slt else []
         return "safeguarding", because("safeguarding") + extra
     # SLT is paged on the model's word alone only when abuse is its likeliest reading (not, say, 0.3 beside 0.6 other)
     likeliest = max((*REPLY_CATEGORIES, "abuse"), key=lambda c: p[c])
-    if hit("abuse", limits.slt) and (rules.scores.get("abuse", 0) or likeliest == "abuse"):
+    if hit("abuse", limits.slt, limits.slt_rule) and (rules.scores.get("abuse", 0) or likeliest == "abuse"):
         return "abuse", because("abuse")
     contradicted = rules.strong("praise") or rules.strong("complaint")
     if rules.strong("media") or (p["media"] >= limits.media and (not contradicted or p["media"] >= 0.8)):

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from hallmonitor.scoring import run_triage_eval
 from handlers.actions import perform
-from handlers.corpus import read_training, read_written
+from handlers.corpus import WRITTEN2, read_training, read_written
 from handlers.hybrid import HybridClassifier
 from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
@@ -100,9 +100,10 @@ def test_dev_set_targets(hybrid: HybridClassifier) -> None:
 
 
 def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
-    ours, written = read_training(), read_written()
-    assert len(ours) >= 250 and len(written) >= 300
-    texts = {r.text for r in ours + written}
+    ours, written, registers = read_training(), read_written(), read_written(WRITTEN2, "written2")
+    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200
+    texts = {r.text for r in ours + written + registers}
+    assert not {r.text for r in registers} & {r.text for r in ours + written}  # the new file repeats nothing
     for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
         gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
         assert not gold & texts, path

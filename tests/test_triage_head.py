@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.corpus import DATASETS, SHIPPED, WRITTEN, CorpusError, pins, read_public, sha256
+from handlers.corpus import DATASETS, OWN_FILES, SHIPPED, CorpusError, pins, read_public, sha256
 from handlers.head import HEAD_FILE, Head
 from handlers.train import build, same
 
@@ -13,8 +13,9 @@ from handlers.train import build, same
 def test_the_shipped_head_is_small_and_says_what_built_it() -> None:
     assert HEAD_FILE.stat().st_size < 1_000_000
     head = Head.load()
-    assert set(head.thresholds) == {"dsl", "slt", "media"}
-    assert head.manifest["sha256"][WRITTEN.name] == sha256(WRITTEN)  # type: ignore[index]
+    assert set(head.thresholds) == {"dsl", "slt", "media", "dsl_rule", "slt_rule"}
+    for path in OWN_FILES:
+        assert head.manifest["sha256"][path.name] == sha256(path)  # type: ignore[index]
     for spec in SHIPPED:
         assert head.manifest["sha256"][spec.file] == pins()[spec.file]  # type: ignore[index]
 

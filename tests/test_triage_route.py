@@ -32,6 +32,18 @@ def test_a_weak_rule_escalates_only_with_the_model() -> None:
     assert route(probs(safeguarding=0.2), rules, LIMITS)[0] == "safeguarding"
 
 
+def test_a_clear_pattern_escalates_unless_the_model_is_sure_there_is_nothing_there() -> None:
+    rules = rule_scores("the science test today made me want to die fr")
+    assert rules.strong("safeguarding")
+    floored = Limits(dsl=0.3, slt=0.3, media=0.4, dsl_rule=0.05)
+    assert route(probs(safeguarding=0.06, other=0.6), rules, floored)[0] == "safeguarding"
+    assert route(probs(safeguarding=0.01, other=0.9), rules, floored)[0] != "safeguarding"
+    assert route(probs(safeguarding=0.01, other=0.9), rules, LIMITS)[0] == "safeguarding"  # no floor: the rule alone
+    insulting = rule_scores("that useless idiot of a TA grabbed my son by the throat")
+    assert route(probs(safeguarding=0.01, abuse=0.9), insulting, floored)[0] == "safeguarding"  # insults never veto
+    assert Limits.of({"dsl": 0.3, "slt": 0.3, "media": 0.4}) == LIMITS  # a head built before floors existed
+
+
 def test_loose_words_do_not_page_the_dsl() -> None:
     for text in (
         "the homework has gone missing again",
