@@ -1,24 +1,20 @@
-"""Delivering the outbox through chat surfaces, one delivery per recipient.
+"""The outbox's recipients and messages, one delivery per recipient.
 
-`fan_out` turns each new outbox row into deliveries: a channel post or one direct message
-per person, on each of the school's surfaces, or one update per posted copy of the item's
-card. `deliver_pending` sends what is due, each delivery on its own: a recipient who fails
-retries alone with backoff, nobody else hears it twice, and after `MAX_ATTEMPTS` (or at
-once when retrying cannot help) the delivery is dead and the moderators get one health alert
-naming the person who cannot be reached. Every view is decided by `bot.view.view`.
+`fan_out` turns each new outbox row into deliveries, each with its priority (`priority_of`): a
+channel post or one direct message per person, on each of the school's surfaces, or one update
+per posted copy of the item's card. `build_note` makes one delivery's notification, its card
+decided for its recipient and place by `bot.view.view`. Sending is `bot.outbox`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from bot.view import headline_for, view
-from core.chat import Card, ChatSurface, CopyRef, Notification, Place, Posted
+from core.chat import Card, CopyRef, Notification, Place
 from core.config import Config
 from core.domain import Audience
 from core.errors import Unreachable
@@ -28,10 +24,6 @@ from storage.models import CardCopy, Delivery, Item, Outbox
 from storage.queries import (
     add_deliveries,
     card_copies,
-    due_deliveries,
-    enqueue,
-    insert_ignore,
-    mark_delivery,
     mark_outbox,
     pending_outbox,
 )
@@ -39,18 +31,20 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = timedelta(minutes=30)
-MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
 UNDELIVERABLE_ATTEMPTS = 3  # a config problem: tried a few times (a config reload may fix it), then dead
 CHANNEL_AUDIENCES = frozenset({Audience.MODERATORS})
 
 
-@dataclass(slots=True)
-class DeliveryStats:
-    fanned: int = 0
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
+def priority_of(row: Outbox) -> int:
+    """Lower goes first: DSL escalations, SLT and head escalations, cards and card updates and what
+    someone just asked for, reminders and late pings and digests, health alerts."""
+    if row.kind == "escalation":
+        return 0 if row.audience == Audience.DSL else 1
+    if row.kind in ("card", "update", "weblink", "export"):
+        return 2
+    if row.kind == "health":
+        return 4
+    return 3
 
 
 def _gone(account_id: str) -> Unreachable:
@@ -117,7 +111,7 @@ def fan_out(session: Session, *, config: Config, now: datetime) -> int:
                 logging.ERROR if done else logging.WARNING, "outbox_undeliverable outbox=%s error=%r", row.id, str(exc)
             )
             continue
-        added += add_deliveries(session, outbox=row, targets=targets, now=now)
+        added += add_deliveries(session, outbox=row, targets=targets, now=now, priority=priority_of(row))
     return added
 
 
@@ -197,127 +191,3 @@ def _card(
     if card is not None:
         card.headline = headline_for(kind, audience, card.headline)
     return card
-
-
-async def deliver_pending(
-    session: Session,
-    *,
-    config: Config,
-    surfaces: Mapping[str, ChatSurface] | ChatSurface,
-    now: datetime,
-    item_id: int | None = None,
-    updates_only: bool = False,
-) -> DeliveryStats:
-    """Fan out new outbox rows, then send every due delivery on these surfaces, each on its own
-    (only one item's, and only card updates, when asked)."""
-    by_name = {surfaces.name: surfaces} if not isinstance(surfaces, Mapping) else dict(surfaces)
-    stats = DeliveryStats(fanned=fan_out(session, config=config, now=now))
-    session.commit()
-    due = due_deliveries(session, now=now, surfaces=tuple(by_name), item_id=item_id)
-    for delivery in (d for d in due if not updates_only or d.target.startswith("copy:")):
-        await _send(session, config=config, surface=by_name[delivery.surface], delivery=delivery, now=now, stats=stats)
-        session.commit()
-    return stats
-
-
-async def _send(
-    session: Session, *, config: Config, surface: ChatSurface, delivery: Delivery, now: datetime, stats: DeliveryStats
-) -> None:
-    assert delivery.id is not None
-    try:
-        note = build_note(session, config=config, delivery=delivery, now=now)
-        posted = await surface.deliver(note) if note is not None else None
-    except Exception as exc:  # any surface failure: this recipient retries later, alone
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        cap = exc.attempts if isinstance(exc, Unreachable) else MAX_ATTEMPTS
-        if delivery.attempts + 1 >= cap:
-            _dead(session, config=config, delivery=delivery, error=error, now=now, stats=stats)
-            return
-        backoff = min(MAX_BACKOFF, timedelta(seconds=15 * 2 ** min(delivery.attempts, 10)))
-        mark_delivery(
-            session,
-            delivery_id=delivery.id,
-            attempts=delivery.attempts + 1,
-            next_attempt_at=now + backoff,
-            last_error=error,
-        )
-        log.warning(
-            "delivery_failed delivery=%s surface=%s target=%s error=%r retry_in_s=%d",
-            delivery.id,
-            surface.name,
-            delivery.target,
-            error,
-            backoff.total_seconds(),
-        )
-        stats.failed += 1
-        return
-    mark_delivery(session, delivery_id=delivery.id, status="sent", sent_at=now, attempts=delivery.attempts + 1)
-    if note is not None:
-        _remember(session, note=note, delivery=delivery, posted=posted, surface=surface.name, now=now)
-    stats.sent += 1
-
-
-def _remember(
-    session: Session, *, note: Notification, delivery: Delivery, posted: Posted | None, surface: str, now: datetime
-) -> None:
-    """Keep where a card went, so later changes update this copy too."""
-    if note.copy is not None:
-        copy = session.get(CardCopy, note.copy.copy_id)
-        if copy is not None:
-            copy.updated_at = now
-            session.add(copy)
-        return
-    if posted is None or note.card.item_id is None:
-        return
-    insert_ignore(
-        session,
-        CardCopy,
-        {
-            "item_id": note.card.item_id,
-            "surface": surface,
-            "place": note.place.value,
-            "viewer": note.recipient.id if note.recipient else None,
-            "kind": note.kind,
-            "audience": note.audience,
-            "conversation": posted.conversation,
-            "message_id": posted.message_id,
-            "created_at": now,
-        },
-    )
-
-
-def _dead(
-    session: Session, *, config: Config, delivery: Delivery, error: str, now: datetime, stats: DeliveryStats
-) -> None:
-    """Dead-letter a delivery and tell the moderators, once per person and surface a day, who cannot be reached."""
-    assert delivery.id is not None
-    mark_delivery(
-        session, delivery_id=delivery.id, status="dead", attempts=delivery.attempts + 1, last_error=error[:2000]
-    )
-    stats.dead += 1
-    row = session.get(Outbox, delivery.outbox_id)
-    log.error(
-        "delivery_dead delivery=%s surface=%s target=%s error=%r", delivery.id, delivery.surface, delivery.target, error
-    )
-    if row is None or row.kind in ("health", "update"):  # never alert about an alert, nor a card refresh
-        return
-    kind, _, key = delivery.target.partition(":")
-    person = config.staff_by_id(key) if kind == "person" else None
-    who = person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")
-    item = session.get(Item, row.item_id) if row.item_id else None
-    known = item is not None and item.account_id in {a.id for a in config.accounts}
-    enqueue(
-        session,
-        dedupe_key=f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}",
-        school_id=row.school_id,
-        kind="health",
-        audience=Audience.MODERATORS,
-        now=now,
-        payload={
-            "headline": "Someone cannot be reached",
-            "text": f"{who} could not be sent a {row.kind} on {delivery.surface} "
-            f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
-            f"{error[:300]}",
-            "account": item.account_id if item and known else None,
-        },
-    )

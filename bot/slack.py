@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -215,7 +218,12 @@ class SlackSurface:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
+    MARK = "hallmonitor_delivery"  # message metadata: which delivery a message is
+    HISTORY_PAGES = 5  # how far back find_sent looks: up to 1,000 messages since the delivery was queued
+
     async def deliver(self, note: Notification) -> Posted | None:
+        """Post (or update) one notification; a new message carries the delivery id in its
+        metadata, so `find_sent` can tell after a crash whether it went."""
         blocks = blocks_for(note.card)
         text = mrkdwn(note.card.headline)
         if note.copy is not None:
@@ -223,21 +231,56 @@ class SlackSurface:
                 channel=note.copy.conversation, ts=note.copy.message_id, text=text, blocks=blocks
             )
             return None
+        channel = await self._conversation(note)
+        metadata = {"event_type": self.MARK, "event_payload": {"delivery": note.delivery_id}}
+        sent = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata)
+        if note.recipient is not None:
+            for file in note.attachments:  # charts and records: direct messages only
+                await self.client.files_upload_v2(
+                    channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+                )
+        return Posted(str(sent["channel"]), str(sent["ts"]))
+
+    async def _conversation(self, note: Notification) -> str:
         if note.recipient is None:
             if not note.channel:
                 raise Unreachable('no Slack channel for this account; set channel = { slack = "C..." }')
-            sent = await self.client.chat_postMessage(channel=note.channel, text=text, blocks=blocks)
-            return Posted(str(sent["channel"]), str(sent["ts"]))
+            return note.channel
         if not note.recipient.slack_user:
             raise Unreachable(f"{note.recipient.name} has no slack_user in [[staff]]")
         opened = await self.client.conversations_open(users=note.recipient.slack_user)
-        channel = opened["channel"]["id"]
-        sent = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        for file in note.attachments:  # charts and records: direct messages only
-            await self.client.files_upload_v2(
-                channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
+        return str(opened["channel"]["id"])
+
+    @staticmethod
+    def unsent(error: Exception) -> bool:
+        """True when a failed send certainly posted nothing: Slack answered with an error below
+        500 (rate limited, channel not found, ...), or no connection was ever made."""
+        if isinstance(error, SlackApiError):
+            return int(getattr(error.response, "status_code", 500) or 500) < 500
+        return isinstance(error, ConnectionRefusedError | aiohttp.ClientConnectorError)
+
+    async def find_sent(self, note: Notification, *, since: datetime) -> Posted | None:
+        """The message an interrupted send already posted for this delivery, found by its metadata
+        in the conversation's history since the delivery was queued (needs the `*:history` scopes)."""
+        channel = await self._conversation(note)
+        cursor: str | None = None
+        for _ in range(self.HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=channel,
+                oldest=f"{since.timestamp() - 60:.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
             )
-        return Posted(str(sent["channel"]), str(sent["ts"]))
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == self.MARK and payload.get("delivery") == note.delivery_id:
+                    return Posted(channel, str(message.get("ts")))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
 
 
 def staff_for(config: Config, slack_user: str) -> StaffConfig | None:

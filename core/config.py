@@ -106,6 +106,7 @@ Ident = Annotated[str, BeforeValidator(_ident)]
 _S, _M, _H, _D = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 Tick = Annotated[Duration, _within(_S, 10 * _M)]
 Timeout = Annotated[Duration, _within(_S, 5 * _M)]
+Lease = Annotated[Duration, _within(_S, _H)]
 PollEvery = Annotated[Duration, _within(30 * _S, 7 * _D)]
 Silence = Annotated[Duration, _within(_H, 365 * _D)]
 Nudge = Annotated[Duration, _within(_M, 7 * _D)]
@@ -155,11 +156,17 @@ class ChatConfig(_Strict):
 
 class ServiceConfig(_Strict):
     database_url: str = Field("sqlite:///hallmonitor.db", description="overridden by $DATABASE_URL")
-    tick: Tick = Field(timedelta(seconds=15), description="how often the scheduler looks for due work")
+    tick: Tick = Field(
+        timedelta(seconds=15), description="how often the clocks run and an idle poll worker looks for due sources"
+    )
     max_concurrent_polls: int = Field(
         32, ge=1, le=512, description="fetches in flight at once; polling mostly waits on the network"
     )
     http_timeout: Timeout = timedelta(seconds=20)
+    lease: Lease = Field(
+        timedelta(minutes=2),
+        description="how long a claimed delivery, webhook event or source stays claimed if its worker dies",
+    )
     max_request_bytes: int = Field(
         1_000_000, ge=1024, le=100_000_000, description="larger request bodies are refused (413) unread"
     )

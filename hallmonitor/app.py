@@ -81,7 +81,7 @@ def create_app(service: Service, *, start_scheduler: bool = True, routers: Seque
             return {"version": __version__, **health}
         return {"status": health["status"]}
 
-    webhooks = webhook_router(service)
+    webhooks = webhook_router(service, service.webhooks)
     app.state.webhooks = webhooks.processor  # type: ignore[attr-defined]
     app.include_router(webhooks)
 

@@ -1,67 +1,75 @@
-"""The running service: one scheduler tick polls due sources, checks reply
-clocks and delivers the outbox. Everything it needs to remember is in the
-database, so a restart picks up where it left off."""
+"""The running service: the worker loops (hallmonitor.workers: polling, webhooks, clocks, outbox),
+each claiming its work with leases on our own rows (storage.leases), and the one-of-each pass
+that `hallmonitor poll` and the tests use (`tick`). Everything the service needs to remember is in
+the database, so a restart picks up where it left off, and several `hallmonitor run` processes on
+one Postgres share the work."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import Engine, func, select
-from sqlmodel import col
+from sqlalchemy import Engine, func, or_, select, update
+from sqlmodel import Session, col
 
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from core.chat import ChatSurface
 from core.config import Config
+from hallmonitor.workers import Workers
 from handlers.actions import run_act
 from handlers.polling import PollSummary, poll_once
 from handlers.reminders import check_clocks
 from handlers.reports.digest import queue_due_digests
 from handlers.retention import run_due_purges
 from handlers.triage import Classifier, default_classifier
-from handlers.webhooks import prune_processed, retry_pending
+from handlers.webhooks import WebhookProcessor, prune_processed, retry_pending
 from monitors.base import ActRequest
 from monitors.base import Source as Connector
 from monitors.http import USER_AGENT, client_limits
 from storage.db import session_scope
+from storage.leases import claim_sources, hold_job, release, retrying, worker_id
 from storage.models import Delivery, Outbox, Source
 from storage.queries import sync_config
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
+CLAIM_ALL = 1000  # sources claimed at a time by `tick`
+POLL_CRASH_BACKOFF = timedelta(minutes=1)  # a batch whose pass crashed is tried again after this
+
 
 @dataclass
 class Service:
     """`surfaces` are the chat surfaces running in this process, by name (a school's deliveries
-    wait for its surfaces); `surface` is a shorthand for one."""
+    wait for its surfaces); `surface` is a shorthand for one. `owner` names this process in
+    lease columns."""
 
     config: Config
     engine: Engine
     surface: ChatSurface | None = None
     surfaces: dict[str, ChatSurface] = field(default_factory=dict)
     classifier: Classifier | None = None
-    scheduler: AsyncIOScheduler | None = None
     client: httpx.AsyncClient | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: str = field(default_factory=worker_id)
+    webhooks: WebhookProcessor = field(init=False)
+    workers: Workers | None = None
     _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
 
     def __post_init__(self) -> None:
         if self.surface is not None:
             self.surfaces.setdefault(self.surface.name, self.surface)
         if self.classifier is None:
-            self.classifier = default_classifier()
+            self.classifier = default_classifier()  # once per process: the model is cached
         configure = getattr(self.classifier, "configure", None)
         if configure is not None:
             configure(self.config)
-        with session_scope(self.engine) as session:
-            sync_config(session, config=self.config)
+        retrying(self.engine, lambda session: sync_config(session, config=self.config))
+        self.webhooks = WebhookProcessor(self, owner=self.owner, on_stored=self.wake_outbox)
 
     def http_client(self) -> httpx.AsyncClient:
         if self.client is None:
@@ -72,34 +80,116 @@ class Service:
             )
         return self.client
 
+    @property
+    def poll_lease(self) -> timedelta:
+        """How long a claimed source stays claimed: the lease, plus a pass's fetch deadline and writes."""
+        return self.config.service.lease + self.config.service.http_timeout * 2
+
     async def tick(self, *, all_sources: bool = False) -> PollSummary:
-        """Poll what is due, check clocks, deliver notifications. Never raises."""
-        async with self._lock:
-            summary = PollSummary()
-            try:
-                summary = await poll_once(
-                    self.engine,
-                    config=self.config,
-                    client=self.http_client(),
-                    all_sources=all_sources,
-                    classifier=self.classifier,
-                )
-            except Exception:
-                log.exception("poll_pass_crashed")
-            try:
-                await retry_pending(self)
-                await asyncio.to_thread(prune_processed, self, now=utcnow())
-            except Exception:
-                log.exception("webhook_retry_crashed")
-            try:
-                with session_scope(self.engine) as session:
-                    check_clocks(session, config=self.config, now=utcnow())
-                self.scheduled_jobs(utcnow())
-                with session_scope(self.engine) as session:
-                    await deliver_pending(session, config=self.config, surfaces=self.surfaces, now=utcnow())
-            except Exception:
-                log.exception("notify_pass_crashed")
-            return summary
+        """Each kind of work once, in turn (`hallmonitor poll`, tests): poll what is due (or every
+        source), process pending webhooks, run the clocks, deliver everything due. Never raises."""
+        summary, seen = PollSummary(), set[int]()
+        try:
+            if all_sources:  # every source due now, then claimed like any due source: each once
+                await asyncio.to_thread(retrying, self.engine, self._all_due)
+            while ids := await asyncio.to_thread(self.claim_sources, CLAIM_ALL):
+                again = [i for i in ids if i in seen]  # not recorded last time round: left for the workers
+                if again:
+                    await asyncio.to_thread(self._give_back, again)
+                    ids = [i for i in ids if i not in seen]
+                    if not ids:
+                        break
+                seen.update(ids)
+                done = await self.poll_batch(ids)
+                summary.sources += done.sources
+                summary.seconds += done.seconds
+                summary.merge(done)
+        except Exception:
+            log.exception("poll_pass_crashed")
+        try:
+            await retry_pending(self)
+        except Exception:
+            log.exception("webhook_retry_crashed")
+        try:
+            await asyncio.to_thread(self.clocks)
+            await deliver_pending(self.engine, config=self.config, surfaces=self.surfaces)
+        except Exception:
+            log.exception("notify_pass_crashed")
+        return summary
+
+    def _give_back(self, ids: list[int]) -> None:
+        retrying(self.engine, lambda session: release(session, Source, ids, owner=self.owner))
+
+    def _all_due(self, session: Session) -> None:
+        """Make every enabled source not claimed by another process due now (`hallmonitor poll`)."""
+        now = utcnow()
+        free = or_(col(Source.lease_until).is_(None), col(Source.lease_until) <= now)
+        stmt = update(Source).where(col(Source.enabled).is_(True), free).values(next_check_at=now)
+        session.execute(stmt.execution_options(synchronize_session=False))
+
+    def claim_sources(self, limit: int, all_sources: bool = False) -> list[int]:
+        """Claim up to `limit` due sources (every enabled one with `all_sources`) for this process.
+        A source of an account no longer in the config is put off, not polled."""
+        known = {a.id for a in self.config.accounts}
+
+        def work(session: Session) -> list[int]:
+            now = utcnow()
+            rows = claim_sources(
+                session, owner=self.owner, now=now, lease=self.poll_lease, limit=limit, all_enabled=all_sources
+            )
+            gone = [s.id for s in rows if s.account_id not in known and s.id is not None]
+            release(session, Source, gone, owner=self.owner, next_check_at=now + POLL_CRASH_BACKOFF)
+            return [s.id for s in rows if s.account_id in known and s.id is not None]
+
+        return retrying(self.engine, work)
+
+    async def poll_batch(self, ids: list[int]) -> PollSummary:
+        """Poll claimed sources, then give their leases back (a batch whose pass crashed waits a minute)."""
+        summary, crashed = PollSummary(), False
+        try:
+            summary = await poll_once(
+                self.engine,
+                config=self.config,
+                client=self.http_client(),
+                classifier=self.classifier,
+                source_ids=ids,
+                concurrency=len(ids),
+            )
+        except Exception:
+            crashed = True
+            log.exception("poll_batch_crashed sources=%d", len(ids))
+        finally:
+            later = {"next_check_at": utcnow() + POLL_CRASH_BACKOFF} if crashed else {}
+            await asyncio.to_thread(retrying, self.engine, lambda s: release(s, Source, ids, owner=self.owner, **later))
+        if summary.items_stored:
+            self.wake_outbox()
+        return summary
+
+    def clocks(self) -> bool:
+        """Reply clocks, then the digests, purges and webhook pruning, by one process at a time (the
+        "clocks" job lease, held for four ticks). False when another process holds it."""
+        held: list[datetime] = []
+
+        def work(session: Session) -> None:
+            now = utcnow()
+            if hold_job(session, name="clocks", owner=self.owner, now=now, lease=self.config.service.tick * 4):
+                check_clocks(session, config=self.config, now=now)
+                held.append(now)
+
+        retrying(self.engine, work)
+        if not held:
+            return False
+        self.scheduled_jobs(held[0])
+        try:
+            prune_processed(self, now=held[0])
+        except Exception:
+            log.exception("webhook_prune_crashed")
+        return True
+
+    def wake_outbox(self) -> None:
+        """Something was queued: the outbox lanes look at once (a no-op before `start`)."""
+        if self.workers is not None:
+            self.workers.wake()
 
     async def deliver_updates(self, item_id: int | None) -> None:
         """Send an item's pending card updates now (an update sent twice is harmless; a new
@@ -107,15 +197,9 @@ class Service:
         if item_id is None:
             return
         try:
-            with session_scope(self.engine) as session:
-                await deliver_pending(
-                    session,
-                    config=self.config,
-                    surfaces=self.surfaces,
-                    now=utcnow(),
-                    item_id=item_id,
-                    updates_only=True,
-                )
+            await deliver_pending(
+                self.engine, config=self.config, surfaces=self.surfaces, item_id=item_id, updates_only=True
+            )
         except Exception:
             log.exception("update_pass_crashed item=%s", item_id)
 
@@ -147,24 +231,18 @@ class Service:
             log.exception("purge_pass_crashed")
 
     def start(self) -> None:
+        """Start the worker loops on the running event loop."""
         self.loop = asyncio.get_running_loop()
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.config.service.tick.total_seconds(),
-            id="tick",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=utcnow(),
-        )
-        self.scheduler.start()
+        self.workers = Workers(self)
+        self.workers.start()
 
     async def stop(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+        """Stop the workers (finishing the deliveries in hand, giving back every lease), close the client."""
+        if self.workers is not None:
+            await self.workers.stop()
         if self.client is not None:
             await self.client.aclose()
+            self.client = None
 
     def health(self) -> dict[str, Any]:
         with session_scope(self.engine) as session:

@@ -2,25 +2,28 @@
 
 Every signed delivery is stored raw first (deduplicated by a digest of platform,
 account and body, so one body sent to two schools' accounts is kept for both), then
-processed into items; a failure leaves it pending for the scheduler
-to retry, up to MAX_ATTEMPTS. Events for pages we do not watch are logged and
+processed into items by a worker that claims it with a lease (storage.leases); a failure
+leaves it pending to retry with backoff, up to MAX_ATTEMPTS, and a crashed worker's claim
+runs out and the delivery is processed again. Events for pages we do not watch are logged and
 ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
 from sqlalchemy import Engine, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from core.config import Config
 from core.domain import NewItem
@@ -29,12 +32,20 @@ from handlers import pipeline
 from handlers.triage import Classifier
 from monitors.registry import SOURCES
 from storage.db import session_scope
+from storage.leases import claim_webhook_events, retrying, worker_id
 from storage.models import WebhookEvent
 from storage.queries import insert_ignore
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+RETRY_AFTER = timedelta(seconds=5)  # the first retry of a failed delivery; doubles each time
+
+
+def lease_for(config: Config) -> timedelta:
+    """How long a claimed delivery stays claimed: the configured lease, plus room for a platform
+    look-up (one HTTP deadline) and the batch's triage."""
+    return config.service.lease + config.service.http_timeout * 2
 
 
 class WebhookRuntime(Runtime, Protocol):
@@ -79,14 +90,12 @@ class _Delivery:
 Parsed = dict[str, list[NewItem]] | Exception  # account id -> items, or why it could not be read
 
 
-def _pending(engine: Engine, event_ids: list[int]) -> list[_Delivery]:
-    with session_scope(engine) as session:
-        events = [session.get(WebhookEvent, i) for i in event_ids]
-        return [
-            _Delivery(e.id, e.platform, e.account_id, e.body)
-            for e in events
-            if e is not None and e.id is not None and e.status == "pending"
-        ]
+def _claim(engine: Engine, owner: str, limit: int, now: datetime, lease: timedelta) -> list[_Delivery]:
+    def work(session: Session) -> list[_Delivery]:
+        events = claim_webhook_events(session, owner=owner, now=now, lease=lease, limit=limit)
+        return [_Delivery(e.id, e.platform, e.account_id, e.body) for e in events if e.id is not None]
+
+    return retrying(engine, work)
 
 
 async def _parse(service: WebhookRuntime, delivery: _Delivery) -> Parsed:
@@ -104,23 +113,29 @@ async def _parse(service: WebhookRuntime, delivery: _Delivery) -> Parsed:
         return exc
 
 
-def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> None:
-    """Ingest and mark several deliveries in one transaction, one batched triage per account.
-    Events are marked only after ingesting, so the write lock is not held while triage runs."""
+def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> int:
+    """Ingest and mark several deliveries in one transaction, one batched triage per account, and
+    clear their leases; how many items were new. Accounts and events go in one order everywhere,
+    so two workers never deadlock on each other's rows."""
     config = service.config
-    with session_scope(service.engine) as session:
+
+    def work(session: Session) -> int:
         batches: dict[str, list[NewItem]] = {}
         for found in parsed.values():
             for account_id, items in found.items() if isinstance(found, dict) else ():
                 batches.setdefault(account_id, []).extend(items)
         stored = 0
-        for account_id, items in batches.items():
-            account = config.account(account_id)
+        for account_id in sorted(batches):
             stats = pipeline.ingest(
-                session, config=config, account=account, items=items, now=utcnow(), classifier=service.classifier
+                session,
+                config=config,
+                account=config.account(account_id),
+                items=batches[account_id],
+                now=utcnow(),
+                classifier=service.classifier,
             )
             stored += stats.stored
-        for event_id, found in parsed.items():
+        for event_id, found in sorted(parsed.items()):
             event = session.get(WebhookEvent, event_id)
             assert event is not None
             event.attempts += 1
@@ -128,13 +143,21 @@ def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> None:
                 _failed(event, found)
             else:
                 event.status, event.processed_at = ("processed" if found else "ignored"), utcnow()
+                event.lease_owner, event.lease_until = None, None
             session.add(event)
-        log.info("webhook_processed events=%d items_new=%d", len(parsed), stored)
+        return stored
+
+    stored = retrying(service.engine, work)
+    log.info("webhook_processed events=%d items_new=%d", len(parsed), stored)
+    return stored
 
 
 def _failed(event: WebhookEvent, error: BaseException) -> None:
+    """Count a failure; the lease now says when to try again (backing off), or the event is given up."""
     event.status = "failed" if event.attempts >= MAX_ATTEMPTS else "pending"
     event.error = f"{type(error).__name__}: {error}"[:2000]
+    event.lease_owner = None
+    event.lease_until = utcnow() + min(timedelta(minutes=5), RETRY_AFTER * 2 ** max(event.attempts - 1, 0))
 
 
 def _count_failure(engine: Engine, event_id: int, error: BaseException) -> str:
@@ -149,95 +172,119 @@ def _count_failure(engine: Engine, event_id: int, error: BaseException) -> str:
         return event.status
 
 
-async def process(service: WebhookRuntime, event_ids: list[int], executor: Executor | None = None) -> None:
-    """Process stored deliveries: parse each on the event loop (a platform may need to look
-    something up), then ingest them together in a worker thread; if that fails, one at a time,
-    so a bad delivery cannot block the rest. A delivery that keeps failing is marked failed."""
+async def process(service: WebhookRuntime, deliveries: list[_Delivery], executor: Executor | None = None) -> int:
+    """Process claimed deliveries: parse each on the event loop (a platform may need to look
+    something up; no transaction is open), then ingest them together in a worker thread; if that
+    fails, one at a time, so a bad delivery cannot block the rest. A delivery that keeps failing is
+    marked failed. Returns how many items were new."""
     loop = asyncio.get_running_loop()
-    deliveries = await loop.run_in_executor(executor, _pending, service.engine, event_ids)
     parsed = {d.id: await _parse(service, d) for d in deliveries}
     if not parsed:
-        return
+        return 0
     try:
-        await loop.run_in_executor(executor, _record, service, parsed)
-        return
+        return await loop.run_in_executor(executor, _record, service, parsed)
     except Exception as exc:
         if len(parsed) == 1:
             await loop.run_in_executor(executor, _count_failure, service.engine, next(iter(parsed)), exc)
-            return
+            return 0
         log.warning("webhook_batch_failed events=%d retrying one by one", len(parsed), exc_info=True)
-    for event_id in parsed:
-        await process(service, [event_id], executor)
+    return sum([await process(service, [delivery], executor) for delivery in deliveries])
 
 
 class WebhookProcessor:
-    """One writer for webhook work: SQLite serialises writes anyway, and threads fighting for the
-    lock sleep in its busy handler. Requests store the raw event here and return; a background
-    task processes what is queued in batches."""
+    """Webhook work for one process. Requests store the raw event and return at once; a worker
+    loop claims pending events (its own and any a crashed process left behind) in batches under a
+    lease and processes them. Stores (short writes) and processing (triage, then one short write)
+    each get one thread, so a burst of deliveries is never queued behind a batch's triage.
+    `on_stored` is called after a batch stored new items (the service wakes its outbox)."""
 
     BATCH = 64
 
-    def __init__(self, service: WebhookRuntime) -> None:
+    def __init__(
+        self, service: WebhookRuntime, owner: str | None = None, on_stored: Callable[[], None] | None = None
+    ) -> None:
         self.service = service
-        # Stores (short writes) and batch processing (triage first, then one short write) each get
-        # one thread, so a burst of deliveries is never queued behind a batch's triage.
+        self.owner = owner or worker_id()
+        self.on_stored = on_stored
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-store")
         self.processing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-process")
-        self.queue: asyncio.Queue[int] | None = None
+        self.wake: asyncio.Event | None = None
         self.worker: asyncio.Task[None] | None = None
+        self._step_lock: asyncio.Lock | None = None
+        self.stopping = False
+
+    @property
+    def lease(self) -> timedelta:
+        return lease_for(self.service.config)
 
     async def store(self, *, platform: str, body: bytes, account_id: str | None) -> int | None:
         loop = asyncio.get_running_loop()
         event_id = await loop.run_in_executor(
             self.executor, lambda: store_event(self.service, platform=platform, body=body, account_id=account_id)
         )
-        if event_id is not None:
-            self._ensure_worker()
-            assert self.queue is not None
-            self.queue.put_nowait(event_id)
+        if event_id is not None and not self.stopping:
+            self.start()
+            assert self.wake is not None
+            self.wake.set()
         return event_id
 
-    def _ensure_worker(self) -> None:
+    def start(self, idle_s: float = 1.0) -> None:
+        """Run the worker loop (idempotent); it also looks for work every `idle_s` seconds."""
         if self.worker is None or self.worker.done():
-            self.queue = self.queue or asyncio.Queue()
-            self.worker = asyncio.get_running_loop().create_task(self._run())
+            self.stopping = False
+            self.wake = self.wake or asyncio.Event()
+            self.worker = asyncio.get_running_loop().create_task(self._run(idle_s))
 
-    async def _run(self) -> None:
-        assert self.queue is not None
-        while True:
-            ids = [await self.queue.get()]
-            while not self.queue.empty() and len(ids) < self.BATCH:
-                ids.append(self.queue.get_nowait())
+    async def step(self, now: datetime | None = None) -> int:
+        """Claim and process one batch; how many deliveries it held."""
+        if self._step_lock is None:
+            self._step_lock = asyncio.Lock()
+        async with self._step_lock:
+            loop = asyncio.get_running_loop()
+            claimed = await loop.run_in_executor(
+                self.processing, _claim, self.service.engine, self.owner, self.BATCH, now or utcnow(), self.lease
+            )
+            if claimed and await process(self.service, claimed, self.processing) and self.on_stored:
+                self.on_stored()
+            return len(claimed)
+
+    async def _run(self, idle_s: float) -> None:
+        assert self.wake is not None
+        while not self.stopping:
+            self.wake.clear()
             try:
-                await process(self.service, ids, self.processing)
+                busy = await self.step()
             except Exception:
-                log.exception("webhook_worker_failed events=%s", ids)  # they stay pending; the scheduler retries
-            finally:
-                for _ in ids:
-                    self.queue.task_done()
+                log.exception("webhook_worker_failed")  # the events keep their leases and come back
+                busy = 0
+            if not busy and not self.stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), idle_s)
 
     async def drain(self) -> None:
-        """Wait until everything queued so far is processed (tests, shutdown)."""
-        if self.queue is not None:
-            await self.queue.join()
+        """Process until nothing is ready (tests)."""
+        while await self.step():
+            pass
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop (unclaimed events wait for the next start)."""
+        self.stopping = True
+        if self.wake is not None:
+            self.wake.set()
+        if self.worker is not None:
+            await asyncio.gather(self.worker, return_exceptions=True)
 
 
-def _pending_ids(engine: Engine, limit: int) -> list[int]:
-    with session_scope(engine) as session:
-        query = (
-            select(WebhookEvent)
-            .where(col(WebhookEvent.status) == "pending")
-            .order_by(col(WebhookEvent.id))
-            .limit(limit)
-        )
-        return [e.id for e in session.scalars(query) if e.id is not None]
-
-
-async def retry_pending(service: WebhookRuntime, *, limit: int = 100) -> int:
-    """Process deliveries that a crash or error left pending, one at a time; how many now are processed."""
-    ids = await asyncio.to_thread(_pending_ids, service.engine, limit)
-    for event_id in ids:
-        await process(service, [event_id])
+async def retry_pending(service: WebhookRuntime, *, now: datetime | None = None) -> int:
+    """Process every delivery ready to retry (a crash or an error left it pending); how many of
+    them are now processed."""
+    owner, ids = worker_id(), []
+    lease = lease_for(service.config)
+    while claimed := await asyncio.to_thread(
+        _claim, service.engine, owner, WebhookProcessor.BATCH, now or utcnow(), lease
+    ):
+        ids += [d.id for d in claimed]
+        await process(service, claimed)
     with session_scope(service.engine) as session:
         return sum(1 for i in ids if (e := session.get(WebhookEvent, i)) is not None and e.status == "processed")
 

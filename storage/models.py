@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import JSONType, UTCDateTime, utcnow
@@ -52,6 +52,8 @@ class Source(SQLModel, table=True):
     last_success_at: datetime | None = _ts()
     last_new_item_at: datetime | None = _ts()
     health_alerted: bool = False
+    lease_owner: str | None = Field(default=None, max_length=64)  # the worker polling it now (storage.leases)
+    lease_until: datetime | None = _ts()
 
 
 class ItemBase(SQLModel):
@@ -173,21 +175,34 @@ class Delivery(SQLModel, table=True):
     """One recipient's copy of one outbox row on one surface: a person's direct message, a
     channel post, or an update to a card already posted (`target` = person:<staff id>,
     channel:<channel id> or copy:<CardCopy id>). A recipient who fails retries alone; after
-    `MAX_ATTEMPTS` it is `dead` and moderators get one health alert naming the person."""
+    `MAX_ATTEMPTS` it is `dead` and moderators get one health alert naming the person.
 
-    __table_args__ = (UniqueConstraint("outbox_id", "surface", "target"),)
+    A worker claims it (`status` sending, `lease_owner`/`lease_until`), sends with no transaction
+    open and commits it `sent` with the chat's message `reference`. A claim of a delivery left in
+    `sending` (its worker died) sets `maybe_sent`: the surface looks for the message before sending
+    again. `priority` (set at fan-out, lower first): DSL and SLT escalations, cards, reminders, health."""
+
+    __table_args__ = (
+        UniqueConstraint("outbox_id", "surface", "target"),
+        Index("ix_delivery_claim", "status", "priority", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     outbox_id: int = Field(foreign_key="outbox.id", index=True)
     school_id: str = Field(max_length=64, index=True)
     item_id: int | None = Field(default=None, index=True)
     surface: str = Field(max_length=16)  # console / slack / teams
     target: str = Field(max_length=300)
-    status: str = Field(default="pending", max_length=8, index=True)  # pending / sent / dead
+    status: str = Field(default="pending", max_length=8, index=True)  # pending / sending / sent / dead
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_type=Text)
+    priority: int = 2
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts()
+    maybe_sent: bool = False  # an earlier send may have reached the recipient: look before sending again
+    reference: str | None = Field(default=None, sa_type=Text)  # where the chat put it (conversation/message id)
 
 
 class CardCopy(SQLModel, table=True):
@@ -231,6 +246,8 @@ class WebhookEvent(SQLModel, table=True):
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=Text)
     processed_at: datetime | None = _ts()
+    lease_owner: str | None = Field(default=None, max_length=64)  # the worker processing it (storage.leases)
+    lease_until: datetime | None = _ts()  # also: not before this time (a failed delivery's backoff)
 
 
 class TeamsConversation(SQLModel, table=True):
@@ -243,3 +260,12 @@ class TeamsConversation(SQLModel, table=True):
     key: str = Field(max_length=256)
     reference: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class JobLease(SQLModel, table=True):
+    """One row per singleton job (the clocks: reminders, digests, purges): the process holding
+    it runs the job until `until`, so two processes on one database never run it at once."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str | None = Field(default=None, max_length=64)
+    until: datetime | None = _ts()

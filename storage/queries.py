@@ -168,17 +168,21 @@ def enqueue(
 
 
 def pending_outbox(session: Session, *, now: datetime, limit: int = 100) -> list[Outbox]:
-    """Outbox rows not yet fanned out into deliveries."""
+    """Outbox rows not yet fanned out into deliveries, locked for this transaction (on Postgres,
+    rows another worker is fanning out are skipped, not waited for)."""
     stmt = (
         select(Outbox)
         .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
         .order_by(col(Outbox.id))
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     return list(session.scalars(stmt))
 
 
-def add_deliveries(session: Session, *, outbox: Outbox, targets: list[tuple[str, str]], now: datetime) -> int:
+def add_deliveries(
+    session: Session, *, outbox: Outbox, targets: list[tuple[str, str]], now: datetime, priority: int = 2
+) -> int:
     """One delivery per (surface, target) of an outbox row, once (the unique key decides); then
     the row is `fanned`. Returns how many deliveries were new."""
     rows = [
@@ -192,24 +196,14 @@ def add_deliveries(session: Session, *, outbox: Outbox, targets: list[tuple[str,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
+            "priority": priority,
+            "maybe_sent": False,
         }
         for surface, target in dict.fromkeys(targets)
     ]
     added = insert_ignore_many(session, Delivery, rows)
     mark_outbox(session, outbox_id=outbox.id or 0, status="fanned")
     return len(added)
-
-
-def due_deliveries(
-    session: Session, *, now: datetime, surfaces: tuple[str, ...], item_id: int | None = None, limit: int = 200
-) -> list[Delivery]:
-    """Pending deliveries for these surfaces whose time has come, oldest first."""
-    stmt = select(Delivery).where(
-        col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now, col(Delivery.surface).in_(surfaces)
-    )
-    if item_id is not None:
-        stmt = stmt.where(col(Delivery.item_id) == item_id)
-    return list(session.scalars(stmt.order_by(col(Delivery.id)).limit(limit)))
 
 
 def mark_delivery(session: Session, *, delivery_id: int, **values: Any) -> None:

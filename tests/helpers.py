@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from core.chat import Notification, Posted
 from core.config import Config
 from hallmonitor.cli import main
@@ -81,8 +81,7 @@ def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any)
 
 def deliver(engine: Engine, config: Config, surface: Any, now: datetime) -> Any:
     async def go() -> Any:
-        with session_scope(engine) as session:
-            return await deliver_pending(session, config=config, surfaces=surface, now=now)
+        return await deliver_pending(engine, config=config, surfaces=surface, now=now)
 
     return asyncio.run(go())
 

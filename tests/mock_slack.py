@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,6 +24,8 @@ class MockSlack:
         self.rate_limit_next = 0
         self.fail_users: set[str] = set()  # conversations.open fails (HTTP 500) for these user ids
         self.posted = 0
+        self.delay_s = 0.0  # how long each chat.postMessage takes to answer (the message is posted at once)
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, newest first, with metadata
         self._lock = threading.Lock()
         mock = self
 
@@ -57,7 +60,12 @@ class MockSlack:
                     mock.calls.append((method, data))
                     if method == "chat.postMessage":
                         mock.posted += 1
-                self._send(200, mock.answer(method, data))
+                    answer = mock.answer(method, data)
+                if method == "chat.postMessage" and mock.delay_s:
+                    time.sleep(mock.delay_s)  # slow to answer; the message is already in the conversation
+                self._send(200, answer)
+
+            do_GET = do_POST  # the SDK reads conversations.history with GET
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 raw = json.dumps(payload).encode()
@@ -83,7 +91,17 @@ class MockSlack:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "X"))}}
         if method == "chat.postMessage":  # each message its own ts, as Slack does
-            return {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self.posted:06d}"}
+            ts = f"1700000000.{self.posted:06d}"
+            meta = data.get("metadata")
+            message = {
+                "ts": ts,
+                "text": data.get("text"),
+                "metadata": json.loads(meta) if isinstance(meta, str) else meta,
+            }
+            self.history.setdefault(str(data.get("channel")), []).insert(0, message)
+            return {"ok": True, "channel": data.get("channel"), "ts": ts}
+        if method == "conversations.history":
+            return {"ok": True, "messages": list(self.history.get(str(data.get("channel")), []))}
         if method == "chat.update":
             return {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
         if method == "files.getUploadURLExternal":

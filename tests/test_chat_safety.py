@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from bot.teams import adaptive_card
 from core.config import Config
 from core.domain import NewItem
@@ -165,12 +165,10 @@ def test_one_failing_recipient_retries_alone_and_nobody_gets_a_duplicate(
         await h.service.tick(all_sources=True)
         surfaces = h.service.surfaces
         for minutes in (1, 5, 30):
-            with session_scope(engine) as s:
-                await deliver_pending(s, config=config, surfaces=surfaces, now=utcnow() + timedelta(minutes=minutes))
+            await deliver_pending(engine, config=config, surfaces=surfaces, now=utcnow() + timedelta(minutes=minutes))
         assert len([p for p in mock.called("chat.postMessage") if p["channel"] == "DUDANA"]) == 1
         mock.fail_users = set()
-        with session_scope(engine) as s:
-            await deliver_pending(s, config=config, surfaces=surfaces, now=utcnow() + timedelta(hours=2))
+        await deliver_pending(engine, config=config, surfaces=surfaces, now=utcnow() + timedelta(hours=2))
         await h.http.aclose()
 
     asyncio.run(go())
@@ -199,8 +197,9 @@ def test_an_unreachable_person_is_dead_lettered_with_one_alert_naming_them(
     async def go() -> None:
         h = Harness(config, engine, mock)
         await h.service.tick(all_sources=True)
-        with session_scope(engine) as s:  # the alert itself goes out on the next pass
-            await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=1))
+        await deliver_pending(
+            engine, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=1)
+        )  # the alert itself goes out on the next pass
         await h.http.aclose()
 
     asyncio.run(go())

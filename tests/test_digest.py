@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from bot.console import ConsoleSurface
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from core.config import Config
 from handlers.reports.digest import digest_text, digest_week, queue_due_digests
 from storage.db import session_scope
@@ -47,8 +47,7 @@ def _deliver(config: Config, engine: Engine, surface: Any, now: datetime) -> Any
     config = config.model_copy(update={"chat": config.chat.model_copy(update={"surface": surface.name})})
 
     async def go() -> Any:
-        with session_scope(engine) as session:
-            return await deliver_pending(session, config=config, surfaces=surface, now=now)
+        return await deliver_pending(engine, config=config, surfaces=surface, now=now)
 
     return asyncio.run(go())
 

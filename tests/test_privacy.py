@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.console import ConsoleCommands, ConsoleSurface
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
@@ -203,8 +203,7 @@ class Life:
         return response
 
     async def deliver(self, when: Any) -> None:
-        with session_scope(self.engine) as session:
-            await deliver_pending(session, config=self.config, surfaces=self.service.surfaces, now=when)
+        await deliver_pending(self.engine, config=self.config, surfaces=self.service.surfaces, now=when)
 
     def sent(self) -> list[tuple[str, str, str]]:
         """Every delivery so far: (recipient, place, payload as text)."""

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
@@ -250,10 +250,9 @@ def test_a_slack_outage_or_rate_limit_loses_nothing(config: Config, engine: Engi
             assert len(pending) == 5 and all(p.attempts == 1 for p in pending)
         mock.fail_next = 0
         mock.rate_limit_next = 1  # one 429 with Retry-After: the client waits and retries
-        with session_scope(engine) as s:
-            stats = await deliver_pending(
-                s, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=1)
-            )
+        stats = await deliver_pending(
+            engine, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=1)
+        )
         assert stats.sent == 5 and stats.failed == 0
         await h.http.aclose()
 
@@ -397,8 +396,7 @@ def test_slash_command_web_sends_a_sign_in_link_by_dm(
         assert (await h.command("USAM", "web")).status_code == 200
         reply = (await h.wait_for("response"))[0]
         assert reply["response_type"] == "ephemeral" and "sent you a sign-in link" in reply["text"]
-        with session_scope(engine) as s:
-            await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=datetime.now(UTC))
+        await deliver_pending(engine, config=config, surfaces=h.service.surfaces, now=datetime.now(UTC))
         await h.http.aclose()
 
     asyncio.run(go())

@@ -365,7 +365,7 @@ def test_a_person_who_never_opened_teams_is_named_to_the_moderators(
 ) -> None:
     from datetime import timedelta
 
-    from bot.notify import deliver_pending
+    from bot.outbox import deliver_pending
     from storage.models import Delivery, Outbox
     from storage.types import utcnow
 
@@ -374,10 +374,9 @@ def test_a_person_who_never_opened_teams_is_named_to_the_moderators(
         await h.send(activity(connector, "conversationUpdate", who="aad-amira", channel=True, membersAdded=[]))
         await h.service.tick(all_sources=True)  # nobody opened their personal chat: DMs cannot go
         for minutes in (5, 30, 90):
-            with session_scope(engine) as s:
-                await deliver_pending(
-                    s, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=minutes)
-                )
+            await deliver_pending(
+                engine, config=config, surfaces=h.service.surfaces, now=utcnow() + timedelta(minutes=minutes)
+            )
         await h.http.aclose()
 
     asyncio.run(go())
@@ -415,11 +414,10 @@ def test_web_in_personal_chat_sends_a_sign_in_link(
         h = Harness(config, engine)
         asked = await h.send(activity(connector, "message", who="aad-dana", channel=False, text="web"))
         assert asked.status_code in (200, 201)
-        from bot.notify import deliver_pending
+        from bot.outbox import deliver_pending
         from storage.types import utcnow
 
-        with session_scope(engine) as s:
-            stats = await deliver_pending(s, config=config, surfaces=h.service.surfaces, now=utcnow())
+        stats = await deliver_pending(engine, config=config, surfaces=h.service.surfaces, now=utcnow())
         assert stats.sent == 1
         await h.http.aclose()
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from bot import chat
-from bot.notify import deliver_pending
+from bot.outbox import deliver_pending
 from bot.slack import SlackSurface, web_client
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
 from handlers.weblink import TokenError, sign, verify
-from storage.db import open_database, session_scope
+from storage.db import open_database
 from tests.mock_slack import MockSlack
 from tests.report_seed import TEXTS, seed, write_config
 from tests.webdriver import Browser, Driver, _free_port, browser_or_skip
@@ -77,8 +77,7 @@ def link_for(site: dict[str, Any], staff_id: str) -> str:
     assert "sent you a sign-in link" in chat.command(service, staff=staff, verb="web", text="", surface="slack")
 
     async def go() -> None:
-        with session_scope(service.engine) as session:
-            await deliver_pending(session, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
+        await deliver_pending(service.engine, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
 
     before = len(slack.called("chat.postMessage"))
     asyncio.run(go())
@@ -232,8 +231,7 @@ def test_export_and_hold_from_chat(site) -> None:  # type: ignore[no-untyped-def
     assert "legal hold" in held
 
     async def go() -> None:
-        with session_scope(service.engine) as session:
-            await deliver_pending(session, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
+        await deliver_pending(service.engine, config=service.config, surfaces=service.surfaces, now=datetime.now(UTC))
 
     asyncio.run(go())
     assert [c["users"] for c in slack.called("conversations.open")] == ["UDANA"]

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from sqlmodel import col, select
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
 from storage.models import Item, Outbox, WebhookEvent
+from storage.types import utcnow
 from tests.helpers import RecordingSurface, count
 
 PAGE = "19292868552"
@@ -190,7 +192,8 @@ def test_a_crash_mid_processing_loses_nothing(config, engine: Engine, monkeypatc
     assert count(engine, Item) == 0 and count(engine, WebhookEvent, col(WebhookEvent.status) == "pending") == 1
     monkeypatch.setattr(pipeline, "ingest", real)
     service = Service(config=config, engine=engine, surface=RecordingSurface())
-    assert asyncio.run(retry_pending(service)) == 1  # the scheduler tick does this
+    later = utcnow() + timedelta(hours=1)  # past the retry backoff
+    assert asyncio.run(retry_pending(service, now=later)) == 1  # the webhook worker does this
     assert count(engine, Item) == 1
 
 
