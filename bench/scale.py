@@ -243,7 +243,8 @@ def print_figures(
         else "first pass not finished"
     )
     print(
-        f"  {label:<22} {rate}  comment->card p50 {p50} s, p99 {p99} s  cards {len(posts)}/{want}  duplicates {dupes}",
+        f"  {label:<22} {rate}  comment->card p50 {p50} s, p99 {p99} s  carded {len(first)}/{want} "
+        f"(posts {sum(len(v) for v in posts.values())}, DMs included)  duplicates {dupes}",
         flush=True,
     )
 
