@@ -142,14 +142,21 @@ def polled(engine: Any) -> tuple[int, int] | None:
 
 
 def run_config(label: str, url: str, workers: int, args: argparse.Namespace, port: int, tmp: Path) -> None:
-    from storage.db import open_database
+    from monitors.registry import load_config
+    from storage.db import open_database, session_scope
+    from storage.queries import sync_config
 
     served: dict[int, float] = feedserver.SERVED
     served.clear()
-    open_database(url).dispose()  # migrate once, before the workers start
     watch = ", ".join(f'"http://127.0.0.1:{port}/feed/{i}.xml"' for i in range(args.feeds))
     config = tmp / f"scale-{uuid.uuid4().hex[:6]}.toml"
     config.write_text(CONFIG.format(watch=watch))
+    # migrate and sync the config once, before the workers start: several processes starting at
+    # once on an empty database race to insert the same school row and one of them exits
+    engine = open_database(url)
+    with session_scope(engine) as session:
+        sync_config(session, config=load_config(config))
+    engine.dispose()
     cards, want = Cards(), args.feeds * args.items
     with cards.slack as slack:
         env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "s"}
