@@ -299,8 +299,8 @@ async def _fetch_all(
     concurrency: int | None,
     results: asyncio.Queue[Outcome | None],
 ) -> None:
-    """`concurrency` fetchers (the configured max_concurrent_polls by default) take the next
-    source as each finishes; one slow source holds one fetcher until its deadline, no more."""
+    """`concurrency` fetchers (at most, and by default, the configured max_concurrent_polls) take
+    the next source as each finishes; one slow source holds one fetcher until its deadline, no more."""
     deadline_s = config.service.http_timeout.total_seconds()
     queue: Iterator[Due] = iter(due)
 
@@ -308,7 +308,8 @@ async def _fetch_all(
         for one in queue:
             await results.put(await _fetch(one, connectors, client, deadline_s))
 
-    width = min(concurrency or config.service.max_concurrent_polls, max(1, len(due)))
+    most = config.service.max_concurrent_polls  # the shared client's pool is sized to it
+    width = min(concurrency or most, most, max(1, len(due)))
     await asyncio.gather(*(fetcher() for _ in range(width)))
 
 
