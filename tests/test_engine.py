@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import time
@@ -27,7 +26,6 @@ from core.chat import Notification, Posted
 from core.config import Config
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
-from monitors.fetch import fetch_one
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.leases import claim_deliveries
@@ -262,10 +260,6 @@ def test_a_trickling_feed_holds_back_neither_other_sources_nor_the_dsl_ping(
     assert count(engine, Item) == 3 * 3 + 1  # the other three feeds were all polled
 
 
-@pytest.mark.skipif(
-    "deadline_s" not in inspect.signature(fetch_one).parameters,
-    reason="the fetch deadline taken from [service] http_timeout arrives with the polling branch (issue 12 item 3)",
-)
 def test_a_trickling_feed_fails_at_its_deadline_and_shows_failing(
     tmp_path: Path, engine: Engine, feeds: FeedServer
 ) -> None:
