@@ -119,6 +119,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name}"))
+        with admin.connect() as conn:  # FORCE: a command run in-process may still hold a connection
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
         admin.dispose()
