@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,33 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         with admin.connect() as conn:  # FORCE: a command run in-process may still hold a connection
             conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
         admin.dispose()
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """Headers at once, then a byte every 0.3 s: every read is quick, the whole answer never is."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle_url() -> Iterator[str]:
+    """A loopback feed address that trickles its answer (a download that never finishes in time)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/feed"
+    server.shutdown()
+    server.server_close()

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -127,37 +123,6 @@ def test_no_single_decoding_step_outgrows_the_cap() -> None:
     decoder = _Decoder("gzip", "Example")
     out = decoder.decode(gzip.compress(b"\0" * (8 * 1024 * 1024)), 1000)
     assert len(out) == 1001  # one byte more than room says "too big"; the rest is never inflated
-
-
-class Trickle(BaseHTTPRequestHandler):
-    """Headers at once, then one byte per interval: every read is quick, the whole answer never is."""
-
-    interval = 0.3
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
-        try:
-            for _ in range(1000):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(self.interval)
-        except OSError:
-            pass  # the client gave up, as it should
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def trickle_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/feed"
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_trickling_answer_fails_at_the_deadline(trickle_url: str) -> None:

@@ -9,8 +9,7 @@ import asyncio
 import gzip
 import logging
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -201,35 +200,6 @@ def test_triage_is_one_batch_across_the_feeds_of_a_write(write_config, engine) -
 
 def _new(external_id: str, text: str) -> NewItem:
     return NewItem(external_id=external_id, kind="comment", text=text)
-
-
-class Trickle(BaseHTTPRequestHandler):
-    """Headers at once, then a byte every 0.3 s: every read is quick, the whole answer never is."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
-        try:
-            for _ in range(1000):
-                self.wfile.write(b" ")
-                self.wfile.flush()
-                time.sleep(0.3)
-        except OSError:
-            pass
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def trickle_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/feed"
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_source_past_its_deadline_is_failing_in_health_and_the_others_poll(  # type: ignore[no-untyped-def]
