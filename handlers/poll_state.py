@@ -213,19 +213,30 @@ def record(
         log.info("backfill source=%s account=%s items_not_carded=%d", source.location, account.id, stats.backfilled)
 
 
-def _recovered(session: Session, *, source: Source, config: Config, account: AccountConfig, now: datetime) -> None:
+def _health(
+    session: Session, *, source: Source, school_id: str, now: datetime, key: str, headline: str, text: str
+) -> None:
+    """Queue one health note about `source` for the school's moderators (once per `key`)."""
     enqueue(
         session,
-        dedupe_key=f"health-ok:{source.id}:{now.isoformat()}",
-        school_id=config.school_of(account).id,
+        dedupe_key=key,
+        school_id=school_id,
         kind="health",
         audience="moderators",
         now=now,
-        payload={
-            "headline": "Source recovered",
-            "text": f"{source.label or source.location} is working again.",
-            "account": account.id,
-        },
+        payload={"headline": headline, "text": text, "account": source.account_id},
+    )
+
+
+def _recovered(session: Session, *, source: Source, config: Config, account: AccountConfig, now: datetime) -> None:
+    _health(
+        session,
+        source=source,
+        school_id=config.school_of(account).id,
+        now=now,
+        key=f"health-ok:{source.id}:{now.isoformat()}",
+        headline="Source recovered",
+        text=f"{source.label or source.location} is working again.",
     )
 
 
@@ -256,19 +267,15 @@ def _check_silence(session: Session, *, source: Source, account: AccountConfig, 
     if threshold is None or now - source.last_new_item_at <= threshold:
         return
     quiet = now - source.last_new_item_at
-    enqueue(
+    _health(
         session,
-        dedupe_key=f"silent:{source.id}:{source.last_new_item_at.isoformat()}",
+        source=source,
         school_id=school_id,
-        kind="health",
-        audience="moderators",
         now=now,
-        payload={
-            "headline": "A monitored source has gone quiet",
-            "text": f"{source.label or source.location}: nothing new for {quiet.days} day(s), longer than "
-            f"usual ({threshold.days} day(s)). Check the account is still connected and public.",
-            "account": source.account_id,
-        },
+        key=f"silent:{source.id}:{source.last_new_item_at.isoformat()}",
+        headline="A monitored source has gone quiet",
+        text=f"{source.label or source.location}: nothing new for {quiet.days} day(s), longer than "
+        f"usual ({threshold.days} day(s)). Check the account is still connected and public.",
     )
 
 
@@ -293,18 +300,14 @@ def record_failure(session: Session, *, source: Source, config: Config, error: P
     urgent = error.kind in (ErrorKind.AUTH, ErrorKind.FORBIDDEN)
     if not source.health_alerted and (urgent or source.consecutive_errors >= ALERT_AFTER_ERRORS):
         source.health_alerted = True
-        enqueue(
+        _health(
             session,
-            dedupe_key=f"health:{source.id}:{now.isoformat()}",
+            source=source,
             school_id=config.school_of(account).id,
-            kind="health",
-            audience="moderators",
             now=now,
-            payload={
-                "headline": "A monitored source is failing",
-                "text": f"{source.label or source.location}: {error} (failed {source.consecutive_errors} "
-                f"time(s); retrying in {int(wait.total_seconds() // 60)} min)",
-                "account": source.account_id,
-            },
+            key=f"health:{source.id}:{now.isoformat()}",
+            headline="A monitored source is failing",
+            text=f"{source.label or source.location}: {error} (failed {source.consecutive_errors} "
+            f"time(s); retrying in {int(wait.total_seconds() // 60)} min)",
         )
     session.add(source)
