@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -62,6 +62,7 @@ class Service:
     webhooks: WebhookProcessor = field(init=False)
     workers: Workers | None = None
     _purged: dict[str, date] = field(default_factory=dict)  # school id -> day of its last retention purge
+    _empty_digests: dict[str, datetime] = field(default_factory=dict)  # digest key -> when found empty
 
     def __post_init__(self) -> None:
         if self.surface is not None:
@@ -149,7 +150,7 @@ class Service:
 
         return retrying(self.engine, work)
 
-    async def poll_batch(self, ids: list[int]) -> PollSummary:
+    async def poll_batch(self, ids: list[int], fetched: Callable[[], None] | None = None) -> PollSummary:
         """Poll claimed sources, then give their leases back (a batch whose pass crashed waits a minute)."""
         summary, crashed = PollSummary(), False
         try:
@@ -160,6 +161,7 @@ class Service:
                 classifier=self.classifier,
                 source_ids=ids,
                 concurrency=len(ids),
+                fetched=fetched,
             )
         except Exception:
             crashed = True
@@ -228,7 +230,7 @@ class Service:
         Each job is idempotent (a dedupe key, a purge of what is past its period), so a tick may call it often."""
         try:
             with session_scope(self.engine) as session:
-                queue_due_digests(session, config=self.config, now=now)
+                queue_due_digests(session, config=self.config, now=now, empty=self._empty_digests)
         except Exception:
             log.exception("digest_pass_crashed")
         try:

@@ -1,7 +1,9 @@
 """The service's worker loops: asyncio tasks on one event loop, none waiting on another.
 
-- poll: keeps up to `max_concurrent_polls` claimed sources in flight, in batches, so one slow feed
-  holds its own slot until its deadline and nothing else;
+- poll: keeps up to `max_concurrent_polls` claimed sources fetching, in batches, so one slow feed
+  holds its own slot until its deadline and nothing else; a batch whose fetches are done frees its
+  slots while its comments are triaged and recorded, so the next batch fetches meanwhile (at most
+  WRITING batches at that stage: triage is CPU work, more at once would only queue);
 - webhooks: the webhook processor's own loop (handlers.webhooks.WebhookProcessor);
 - clocks: reminders, digests, purges and webhook pruning every tick, under the "clocks" job lease;
 - outbox: two lanes sending deliveries (bot.notify.deliver_batch): one only for escalations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 IDLE_S = 1.0  # how often an idle worker looks for work another process queued
 STOP_WAIT_S = 20.0  # how long shutdown waits for the deliveries and webhook batch in hand
+WRITING = 2  # poll batches past fetching (triage, recording) at once
 
 
 class Host(Protocol):
@@ -46,7 +49,7 @@ class Host(Protocol):
 
     def claim_sources(self, limit: int, all_sources: bool = False, exclude: Collection[int] = ()) -> list[int]: ...
 
-    async def poll_batch(self, ids: list[int]) -> Any: ...
+    async def poll_batch(self, ids: list[int], fetched: Callable[[], None] | None = None) -> Any: ...
 
     def clocks(self) -> bool: ...
 
@@ -58,7 +61,9 @@ class Workers:
         self.stopping = asyncio.Event()
         self.fan_lock = asyncio.Lock()
         self.wakes = [asyncio.Event(), asyncio.Event()]
-        self.polls: dict[asyncio.Task[None], list[int]] = {}
+        self.polls: dict[asyncio.Task[Any], list[int]] = {}
+        self.fetched: set[asyncio.Task[Any]] = set()  # poll batches past fetching
+        self.poll_progress = asyncio.Event()  # a batch finished fetching, or finished
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def start(self) -> None:
@@ -126,13 +131,16 @@ class Workers:
                 waiting.cancel()
 
     async def _poll_loop(self) -> None:
-        """Claim due sources into batches while there is room; a batch waiting on a slow feed holds
-        only its own sources, and the next one is claimed meanwhile."""
+        """Claim due sources into batches while there are free fetch slots and room to write; a batch
+        waiting on a slow feed holds only its own sources, and the next one is claimed meanwhile."""
         budget = self.host.config.service.max_concurrent_polls
         idle_s = min(IDLE_S, self.host.config.service.tick.total_seconds())
         while not self.stopping.is_set():
-            free = budget - sum(len(ids) for ids in self.polls.values())
-            if free > 0 and (free >= max(1, budget // 4) or not self.polls):
+            self.poll_progress.clear()
+            fetching = sum(len(ids) for task, ids in self.polls.items() if task not in self.fetched)
+            free = budget - fetching
+            room = len(self.fetched) < WRITING
+            if room and free > 0 and (free >= max(1, budget // 4) or not fetching):
                 try:
                     ids = await asyncio.to_thread(self.host.claim_sources, free)
                 except Exception:
@@ -142,18 +150,25 @@ class Workers:
                     task = asyncio.create_task(self._poll_task(ids))
                     self.polls[task] = ids
                     continue
-            in_flight = list(self.polls)  # asyncio.wait never cancels what it waits on
-            await self._idle(
-                idle_s, [asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)] if in_flight else []
-            )
+            await self._idle(idle_s, [self.poll_progress.wait()])
 
     async def _poll_task(self, ids: list[int]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def fetched() -> None:
+            if task in self.polls:
+                self.fetched.add(task)
+                self.poll_progress.set()
+
         try:
-            await self.host.poll_batch(ids)
+            await self.host.poll_batch(ids, fetched)
         except Exception:
             log.exception("worker_failed worker=poll sources=%d", len(ids))
         finally:
-            self.polls.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self.polls.pop(task, None)
+            self.fetched.discard(task)
+            self.poll_progress.set()
 
     async def stop(self) -> None:
         """Stop claiming; finish the deliveries and webhook batch in hand (at most STOP_WAIT_S);

@@ -246,12 +246,14 @@ def silence_threshold(session: Session, *, source: Source, configured: timedelta
     if configured is not None:
         return configured
     arrivals = sorted(
-        {
-            i.received_at
-            for i in session.scalars(
-                select(Item).where(col(Item.source_id) == source.id).order_by(col(Item.received_at).desc()).limit(200)
+        set(
+            session.scalars(
+                select(col(Item.received_at))
+                .where(col(Item.source_id) == source.id)
+                .order_by(col(Item.received_at).desc())
+                .limit(200)
             )
-        },
+        ),
         reverse=True,
     )[:SILENCE_HISTORY]
     if len(arrivals) < 5:
@@ -260,13 +262,29 @@ def silence_threshold(session: Session, *, source: Source, configured: timedelta
     return max(MIN_SILENCE, 3 * gaps[len(gaps) // 2])
 
 
-def _check_silence(session: Session, *, source: Source, account: AccountConfig, school_id: str, now: datetime) -> None:
+def silent_for(
+    session: Session, *, source: Source, configured: timedelta | None, now: datetime
+) -> tuple[timedelta, timedelta] | None:
+    """(how long nothing new has come, the threshold it is over) when the source has gone quiet for
+    longer than usual, else None. The history is read only when the quiet spell is long enough to
+    matter: the threshold is never under the configured time, or MIN_SILENCE, so a source that had
+    something new recently costs no query (every successful poll and every digest asks)."""
     if source.last_new_item_at is None:
-        return
-    threshold = silence_threshold(session, source=source, configured=account.silent_after)
-    if threshold is None or now - source.last_new_item_at <= threshold:
-        return
+        return None
     quiet = now - source.last_new_item_at
+    if quiet <= (configured if configured is not None else MIN_SILENCE):
+        return None
+    threshold = silence_threshold(session, source=source, configured=configured)
+    if threshold is None or quiet <= threshold:
+        return None
+    return quiet, threshold
+
+
+def _check_silence(session: Session, *, source: Source, account: AccountConfig, school_id: str, now: datetime) -> None:
+    silent = silent_for(session, source=source, configured=account.silent_after, now=now)
+    if silent is None or source.last_new_item_at is None:
+        return
+    quiet, threshold = silent
     _health(
         session,
         source=source,

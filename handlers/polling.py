@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,7 @@ from handlers.poll_state import (
     record,
     record_failure,
     record_quiet,
-    silence_threshold,
+    silent_for,
 )
 from handlers.triage import Classifier, Verdict, default_classifier
 from monitors.base import FetchResult, Source, SourceState
@@ -43,7 +43,7 @@ from storage.models import Source as SourceRow
 from storage.queries import known_external_ids
 from storage.types import utcnow
 
-__all__ = ["PollSummary", "backoff", "poll_once", "silence_threshold"]
+__all__ = ["PollSummary", "backoff", "poll_once", "silent_for"]
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +270,11 @@ async def poll_once(
     concurrency: int | None = None,
     classifier: Classifier | None = None,
     source_ids: Sequence[int] | None = None,
+    fetched: Callable[[], None] | None = None,
 ) -> PollSummary:
     """Poll once every due source (every enabled one with `all_sources`, exactly `source_ids`
-    when given), however many there are; stored items are never touched by failures."""
+    when given), however many there are; stored items are never touched by failures. `fetched`
+    is called once every source has been fetched (what is left is triage and recording)."""
     started, now = time.perf_counter(), now or utcnow()
     known = {a.id for a in config.accounts}
     loaded = await asyncio.to_thread(_load, engine, now=now, all_sources=all_sources, source_ids=source_ids)
@@ -283,6 +285,8 @@ async def poll_once(
     try:
         await _fetch_all(due, Connectors(config), client, config, concurrency, results)
     finally:
+        if fetched is not None:
+            fetched()
         await results.put(None)
         await writing
     summary.seconds = time.perf_counter() - started

@@ -13,15 +13,16 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlmodel import col
 
 from bot.console import ConsoleSurface
 from bot.outbox import deliver_pending
 from core.config import Config
-from handlers.reports.digest import digest_text, digest_week, queue_due_digests
+from handlers.polling import silent_for
+from handlers.reports.digest import RECHECK_EMPTY, digest_text, digest_week, queue_due_digests
 from storage.db import session_scope
-from storage.models import Outbox, TeamsConversation
+from storage.models import Item, Outbox, Source, TeamsConversation
 from tests.mock_connector import MockConnector
 from tests.mock_slack import MockSlack
 from tests.report_seed import TEXTS, seed, write_config
@@ -136,3 +137,66 @@ def test_console_prints_the_digest(trust: tuple[Config, Engine]) -> None:
     assert "Weekly digest: Northgate Primary" in printed and "DM to Helen Moore" in printed
     assert "attached: volume-by-category.png (image/png" in printed
     assert "Time to first reply: median" in printed
+
+
+def test_a_quiet_week_is_built_again_only_every_quarter_hour(trust: tuple[Config, Engine]) -> None:
+    """The clocks ask every tick; a week with nothing to tell is not rebuilt on each one (the payload
+    reads the week and every source) but is looked at again, so a source failing later is still told."""
+    config, engine = trust
+    later = DIGEST_AT + timedelta(weeks=52)  # Monday 5 April 2027, 08:00 BST: nothing was received that week
+    with session_scope(engine) as session:
+        sources = list(session.scalars(select(Source)))
+        for source in sources:
+            source.last_new_item_at, source.consecutive_errors = later, 0
+    empty: dict[str, datetime] = {}
+
+    def queue(now: datetime) -> int:
+        with session_scope(engine) as session:
+            return queue_due_digests(session, config=config, now=now, empty=empty)
+
+    assert queue(later) == 0 and len(empty) == len([s for s in config.schools if s.digest.enabled])
+    with session_scope(engine) as session:
+        failing = session.get(Source, sources[0].id)
+        assert failing is not None
+        failing.consecutive_errors, failing.last_error_kind = 3, "network"
+    assert queue(later + timedelta(minutes=1)) == 0  # not rebuilt yet
+    assert queue(later + RECHECK_EMPTY + timedelta(minutes=1)) == 1  # rebuilt: the failing source is news for SLT
+
+
+def test_a_source_gone_quiet_is_judged_on_its_usual_gap_and_a_lively_one_costs_no_query(
+    trust: tuple[Config, Engine],
+) -> None:
+    config, engine = trust
+    now = DIGEST_AT + timedelta(weeks=52)
+    with session_scope(engine) as session:
+        quiet, lively = list(session.scalars(select(Source).order_by(col(Source.id))))[:2]
+        account = config.account(quiet.account_id)
+        for day in range(6):  # one new comment a day, the last four days ago: usual gap 1 day, threshold 3 days
+            at = now - timedelta(days=4 + day)
+            session.add(
+                Item(
+                    school_id=config.school_of(account).id,
+                    account_id=quiet.account_id,
+                    source_id=quiet.id,
+                    external_id=f"quiet-{day}",
+                    platform="rss",
+                    kind="comment",
+                    text="hello",
+                    created_at=at,
+                    received_at=at,
+                )
+            )
+        quiet.last_new_item_at, lively.last_new_item_at = now - timedelta(days=4), now - timedelta(hours=1)
+    with session_scope(engine) as session:
+        quiet_row, lively_row = session.get(Source, quiet.id), session.get(Source, lively.id)
+        assert quiet_row is not None and lively_row is not None
+        assert silent_for(session, source=quiet_row, configured=None, now=now) == (timedelta(days=4), timedelta(days=3))
+        statements: list[str] = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            assert silent_for(session, source=lively_row, configured=None, now=now) is None
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert statements == []  # an hour since its last comment: no history read
+        assert silent_for(session, source=quiet_row, configured=timedelta(days=5), now=now) is None

@@ -33,6 +33,7 @@ from storage.queries import enqueue
 log = logging.getLogger(__name__)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CATCH_UP = timedelta(days=2)  # after an outage, a digest up to this late is still sent
+RECHECK_EMPTY = timedelta(minutes=15)  # a week found empty is looked at again this often
 TREND_WEEKS = 8
 
 
@@ -148,8 +149,14 @@ def digest_week(school: SchoolConfig, now: datetime) -> tuple[datetime, Period]:
     return moment, Period(day - timedelta(days=7), day - timedelta(days=1))
 
 
-def queue_due_digests(session: Session, *, config: Config, now: datetime) -> int:
-    """Queue each school's digest once its moment has come (at most CATCH_UP late); return how many."""
+def queue_due_digests(
+    session: Session, *, config: Config, now: datetime, empty: dict[str, datetime] | None = None
+) -> int:
+    """Queue each school's digest once its moment has come (at most CATCH_UP late); return how many.
+
+    `empty` (digest key -> when it was found to have nothing to tell) lets a caller that asks every
+    tick look again only every RECHECK_EMPTY: building the payload reads the whole week and every
+    source, and a quiet week would otherwise be built again on each tick for the two days of CATCH_UP."""
     queued = 0
     for school in config.schools:
         if not school.digest.enabled:
@@ -158,11 +165,15 @@ def queue_due_digests(session: Session, *, config: Config, now: datetime) -> int
         if now - moment > CATCH_UP:
             continue
         key = f"digest:{school.id}:{week.start.isoformat()}"
+        if empty is not None and key in empty and now - empty[key] < RECHECK_EMPTY:
+            continue
         if session.scalars(select(col(Outbox.id)).where(col(Outbox.dedupe_key) == key)).first() is not None:
             continue  # already queued: skip the work (the unique key would refuse it anyway)
         payload = digest_payload(session, config=config, school=school, week=week, now=now)
         if not payload["this"]["items"] and not payload["this"]["escalations"] and not payload["sources"]:
-            continue  # a week with nothing in it and every source healthy: nothing to tell SLT
+            if empty is not None:  # nothing to tell SLT yet; a source may still start failing in CATCH_UP
+                empty[key] = now
+            continue
         if enqueue(
             session,
             dedupe_key=key,

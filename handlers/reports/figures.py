@@ -27,7 +27,7 @@ from sqlmodel import Session, col
 
 from core.config import Config, SchoolConfig
 from handlers.deadline import reply_by
-from handlers.polling import silence_threshold
+from handlers.polling import silent_for
 from storage.models import Escalation, Item, Source
 
 CATEGORY_ORDER = ("question", "complaint", "praise", "abuse", "safeguarding", "media", "spam", "other", "untriaged")
@@ -205,10 +205,9 @@ def source_problems(
                 SourceHealth(account.id, name, "failing", f"{source.consecutive_errors} failed check(s), {kind}")
             )
             continue
-        threshold = silence_threshold(session, source=source, configured=account.silent_after)
-        if source.last_new_item_at and threshold and now - source.last_new_item_at > threshold:
-            quiet = (now - source.last_new_item_at).days
-            out.append(SourceHealth(account.id, name, "silent", f"nothing new for {quiet} day(s)"))
+        silent = silent_for(session, source=source, configured=account.silent_after, now=now)
+        if silent is not None:
+            out.append(SourceHealth(account.id, name, "silent", f"nothing new for {silent[0].days} day(s)"))
     return out
 
 

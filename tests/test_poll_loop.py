@@ -1,0 +1,121 @@
+"""The poll worker keeps fetching while an earlier batch is being triaged: a batch past fetching
+gives its fetch slots back, so triage (CPU work) and the next batch's round trips overlap. Real
+SQLite (or Postgres), the real service and its loops, real HTTP over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from hallmonitor.service import Service
+from handlers.rules import RuleClassifier
+from handlers.verdict import Verdict
+from monitors.registry import load_config
+from storage.models import Item
+from tests.conftest import BASE_CONFIG, account_block
+from tests.engine_servers import feed_xml
+from tests.helpers import RecordingSurface, count
+
+FEEDS = 6
+
+
+class Feeds:
+    """Feed n at /feed/<n>.xml (three entries); remembers which feeds were asked for."""
+
+    def __init__(self) -> None:
+        self.asked: set[int] = set()
+        lock, asked = threading.Lock(), self.asked
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                feed = int(self.path.split("/")[-1].split(".")[0])
+                with lock:
+                    asked.add(feed)
+                body = feed_xml(feed, 3)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # the service closing its kept-alive connections at stop
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def feeds() -> Iterator[Feeds]:
+    server = Feeds()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+class HeldTriage(RuleClassifier):
+    """The rules, but every batch waits until `release` is set (a slow triage)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.batches = 0
+
+    def classify_many(self, texts: Sequence[str], *, school: str | None = None) -> list[Verdict]:
+        self.batches += 1
+        assert self.release.wait(30), "the test never released triage"
+        return super().classify_many(texts, school=school)
+
+
+def test_the_next_batch_is_fetched_while_the_first_is_still_being_triaged(
+    tmp_path: Path, engine: Engine, feeds: Feeds
+) -> None:
+    urls = [f"{feeds.base}/feed/{n}.xml" for n in range(FEEDS)]
+    text = BASE_CONFIG.format(db=tmp_path / "hm.db").replace('tick = "1s"', 'tick = "1s"\nmax_concurrent_polls = 2')
+    (tmp_path / "config.toml").write_text(text + account_block("blog", urls))
+    triage = HeldTriage()
+    service = Service(
+        config=load_config(tmp_path / "config.toml"),
+        engine=engine,
+        surface=RecordingSurface("console"),
+        classifier=triage,
+    )
+
+    async def go() -> tuple[int, int]:
+        service.start()
+        try:
+            started = time.monotonic()
+            while len(feeds.asked) < 4:  # two batches of two fetched, the first still held in triage
+                assert time.monotonic() - started < 20, (
+                    f"only feeds {sorted(feeds.asked)} were fetched while triage was held"
+                )
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # room for two batches past fetching, no more: the rest wait
+            held = len(feeds.asked)
+            triage.release.set()
+            while count(engine, Item) < FEEDS * 3:
+                assert time.monotonic() - started < 30, "the polls never finished"
+                await asyncio.sleep(0.05)
+            return held, len(feeds.asked)
+        finally:
+            triage.release.set()
+            await service.stop()
+
+    held, finally_asked = asyncio.run(go())
+    assert held == 4  # two batches triaging at once at most (workers.WRITING): fetching waits, nothing piles up
+    assert finally_asked == FEEDS
