@@ -114,22 +114,24 @@ def sync_config(session: Session, *, config: Config) -> None:
     for school in config.schools:
         session.merge(School(id=school.id, name=school.name, nation=school.nation.value, timezone=school.timezone))
     session.flush()
+    existing = {(s.account_id, s.location): s for s in session.scalars(select(Source))}  # one read, not one per watch
     wanted: set[tuple[str, str]] = set()
     for account in config.accounts:
         school = config.school_of(account)
         session.merge(Account(id=account.id, school_id=school.id, platform=account.platform, name=account.name))
         session.flush()
         for watch in account.watch:
-            wanted.add((account.id, watch.url))
-            source = session.scalars(
-                select(Source).where(col(Source.account_id) == account.id, col(Source.location) == watch.url)
-            ).first()
+            key = (account.id, watch.url)
+            if key in wanted:
+                continue  # the same target listed twice: one source
+            wanted.add(key)
+            source = existing.get(key)
             if source is None:
                 session.add(Source(account_id=account.id, location=watch.url, kind=watch.kind, label=watch.label))
-            else:
+            elif (source.kind, source.label, source.enabled) != (watch.kind, watch.label, True):
                 source.kind, source.label, source.enabled = watch.kind, watch.label, True
-    for source in session.scalars(select(Source)):
-        if (source.account_id, source.location) not in wanted:
+    for key, source in existing.items():
+        if key not in wanted and source.enabled:
             source.enabled = False
     session.flush()
 
