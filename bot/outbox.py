@@ -2,11 +2,13 @@
 
 `deliver_batch` fans new outbox rows out (bot.notify.fan_out), claims up to `CLAIM` due
 deliveries (storage.leases.claim_deliveries: DSL and SLT escalations first, then cards, then
-reminders, then health), and sends them one by one: each is read, sent with no transaction open,
-then committed `sent` with the chat's message reference, so a crash or a SIGTERM never makes the
-others go again. A delivery whose worker died mid-send comes back with `maybe_sent` and is looked
-for in the chat first (`find_sent`: Slack finds it by the message metadata); a surface that
-cannot look (Teams, the console) sends it again and logs `delivery_resent_unverifiable`.
+reminders, then health), and sends them: up to `SENDS_AT_ONCE` recipients at once (a chat API's
+round trip, not our CPU, is what a send waits on), each recipient's messages one by one in claim
+order. Each is read, sent with no transaction open, then committed `sent` with the chat's message
+reference, so a crash or a SIGTERM never makes the others go again. A delivery whose worker died
+mid-send comes back with `maybe_sent` and is looked for in the chat first (`find_sent`: Slack
+finds it by the message metadata); a surface that cannot look (Teams, the console) sends it again
+and logs `delivery_resent_unverifiable`.
 A recipient who fails retries alone with backoff; after `MAX_ATTEMPTS` (or at once when retrying
 cannot help) the delivery is dead and the moderators get one health alert naming the person.
 """
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(minutes=30)
 MAX_ATTEMPTS = 60  # a chat outage is retried for more than a day (backoff tops out at 30 min)
 CLAIM = 10  # deliveries claimed at a time: a few seconds of sending, then priorities are looked at again
+SENDS_AT_ONCE = 4  # recipients sent to at once; one recipient's messages always go one by one, in order
 LEASE = timedelta(minutes=2)  # a claimed delivery whose worker died is looked at again after this
 URGENT = 1  # priorities up to this one: the escalations (DSL 0, SLT and head 1)
 
@@ -197,8 +200,9 @@ async def deliver_batch(
     fan: bool = True,
 ) -> DeliveryStats:
     """Fan out new outbox rows (one fan-out at a time under `fan_lock`), then claim up to `limit`
-    due deliveries on these surfaces (lowest priority number first) and send them one by one, each
-    committed on its own. The rest of a batch is given back, unsent, when `stopping()` turns true
+    due deliveries on these surfaces (lowest priority number first) and send them, several recipients
+    at once and each recipient's in order, each delivery committed on its own. The rest of a batch
+    is given back, unsent, when `stopping()` turns true
     or half the lease has gone (so nothing is sent after its claim could have run out)."""
     by_name = {surfaces.name: surfaces} if not isinstance(surfaces, Mapping) else dict(surfaces)
     now = now or utcnow()
@@ -224,17 +228,32 @@ async def deliver_batch(
     claimed = await asyncio.to_thread(retrying, engine, claim) if by_name else []
     stats.claimed = len(claimed)
     give_back_at = time.monotonic() + lease.total_seconds() / 2
-    for n, delivery in enumerate(claimed):
-        if stopping() or time.monotonic() > give_back_at:
-            left = [d.id for d in claimed[n:] if d.id is not None]
-            await asyncio.to_thread(
-                retrying, engine, lambda s, left=left: release(s, Delivery, left, owner=owner, status="pending")
-            )
-            break
-        await deliver_one(
-            engine, config=config, surface=by_name[delivery.surface], delivery=delivery, now=now, stats=stats
-        )
+    left: list[int] = []
+    slots = asyncio.Semaphore(SENDS_AT_ONCE)
+
+    async def send_in_order(recipient: list[Delivery]) -> None:
+        async with slots:
+            for n, delivery in enumerate(recipient):
+                if stopping() or time.monotonic() > give_back_at:
+                    left.extend(d.id for d in recipient[n:] if d.id is not None)
+                    return
+                await deliver_one(
+                    engine, config=config, surface=by_name[delivery.surface], delivery=delivery, now=now, stats=stats
+                )
+
+    await asyncio.gather(*(send_in_order(r) for r in by_recipient(claimed)))
+    if left:
+        await asyncio.to_thread(retrying, engine, lambda s: release(s, Delivery, left, owner=owner, status="pending"))
     return stats
+
+
+def by_recipient(claimed: list[Delivery]) -> list[list[Delivery]]:
+    """The claimed deliveries per recipient (surface and channel or person), each in claim order
+    (priority, then age), recipients in the order of their most urgent delivery."""
+    groups: dict[tuple[str, str], list[Delivery]] = {}
+    for delivery in claimed:
+        groups.setdefault((delivery.surface, delivery.target), []).append(delivery)
+    return list(groups.values())
 
 
 async def deliver_pending(

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from core.config import Config
 from monitors.registry import load_config
-from storage.db import open_database
+from storage.db import open_database, session_scope
+from storage.queries import sync_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -97,6 +98,15 @@ def write_config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(path)
 
     return write
+
+
+@pytest.fixture
+def synced_config(write_config: Callable[..., Config], engine: Engine) -> Config:
+    """The base school and staff, console surface, no accounts; written to the engine's database."""
+    written = write_config()
+    with session_scope(engine) as s:
+        sync_config(s, config=written)
+    return written
 
 
 @pytest.fixture
