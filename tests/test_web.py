@@ -251,3 +251,33 @@ def test_the_web_view_says_what_to_set_when_it_has_no_secret(site, monkeypatch: 
     )
     answer = httpx.get(site["base"] + "/web/static/style.css")
     assert answer.headers["content-type"].startswith("text/css")
+
+
+def test_a_sign_in_link_used_on_one_worker_is_refused_by_another(site) -> None:  # type: ignore[no-untyped-def]
+    """Several `hallmonitor run` workers behind one load balancer (or one worker after a restart):
+    a link is used up in the database, so no other process lets it open a second session."""
+    import httpx
+    import uvicorn
+
+    first = site["service"]
+    port = _free_port()
+    other = Service(config=first.config, engine=first.engine, surface=first.surface, classifier=NoClassifier())  # type: ignore[arg-type]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(other, start_scheduler=False), host="127.0.0.1", port=port, log_level="error")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        link = link_for(site, "dana")
+        token = link.split("token=")[1]
+        signed_in = httpx.post(f"{site['base']}/web/login", data={"token": token})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/web/"
+        elsewhere = f"http://127.0.0.1:{port}/web/login"
+        assert "Link already used" in httpx.get(elsewhere, params={"token": token}).text
+        refused = httpx.post(elsewhere, data={"token": token})
+        assert (
+            refused.status_code == 401 and "Link already used" in refused.text and "set-cookie" not in refused.headers
+        )
+    finally:
+        server.should_exit = True

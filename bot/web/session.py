@@ -19,7 +19,8 @@ from core.errors import ConfigError
 from handlers.reports.termly import TEMPLATES, environment
 from handlers.weblink import TokenError, sign, verify, web_secret
 from storage.db import session_scope
-from storage.queries import write_audit
+from storage.models import SeenInteraction
+from storage.queries import first_time, write_audit
 from storage.types import utcnow
 
 COOKIE = "hm_session"
@@ -62,7 +63,6 @@ Viewer = Callable[[Request], StaffConfig | HTMLResponse]
 def add_session_routes(router: APIRouter, service: Any, page: Page) -> Viewer:
     """Add /login, /logout and the stylesheet to `router`; return the function that tells who is looking
     (a configured member of staff, or the page to show instead)."""
-    used_links: set[str] = set()  # each sign-in link opens one session; links expire in 10 minutes anyway
 
     def viewer(request: Request) -> StaffConfig | HTMLResponse:
         try:
@@ -96,13 +96,19 @@ def add_session_routes(router: APIRouter, service: Any, page: Page) -> Viewer:
         except TokenError as exc:
             return page.message("Link not valid", str(exc), status=401)
         staff = service.config.staff_by_id(link.staff_id)
-        if staff is None or link.nonce in used_links:
-            return page.message(
-                "Link already used",
-                "Each link signs you in once. Ask Hall Monitor for a new one: /hallmonitor web",
-                status=401,
-            )
+        if staff is None:
+            return used_up()
+        with session_scope(service.engine) as session:
+            if session.get(SeenInteraction, _used_key(link.nonce)) is not None:
+                return used_up()
         return staff, link, secret
+
+    def used_up() -> HTMLResponse:
+        return page.message(
+            "Link already used",
+            "Each link signs you in once. Ask Hall Monitor for a new one: /hallmonitor web",
+            status=401,
+        )
 
     @router.get("/login")
     def confirm(token: str = "") -> Response:
@@ -119,8 +125,11 @@ def add_session_routes(router: APIRouter, service: Any, page: Page) -> Viewer:
         if isinstance(checked, HTMLResponse):
             return checked
         staff, link, secret = checked
-        used_links.add(link.nonce)  # no await since check_link: nothing else can use it in between
         with session_scope(service.engine) as session:
+            # used up in the database, not in this process's memory: another worker behind the same
+            # load balancer, or this one after a restart, refuses it too (the key is kept 2 days)
+            if not first_time(session, key=_used_key(link.nonce), now=utcnow()):
+                return used_up()
             write_audit(
                 session,
                 actor=staff.id,
@@ -149,3 +158,7 @@ def add_session_routes(router: APIRouter, service: Any, page: Page) -> Viewer:
         return response
 
     return viewer
+
+
+def _used_key(nonce: str) -> str:
+    return f"web-link:{nonce}"
