@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,12 @@ __all__ = ["PollSummary", "backoff", "poll_once", "silent_for"]
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 128  # outcomes triaged together and recorded in one transaction
+# Triage and recording run on the poller's own threads, never the event loop's shared default
+# pool: that pool also serves every chat request (Slack wants its answer within 3 s), the outbox's
+# reads and commits and the webhook claims, and long poll batches queued there would hold them up.
+# Four: two batches past fetching at once (hallmonitor.workers.WRITING), each triaging one group
+# while recording the one before.
+WRITE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="poll-write")
 Outcome = tuple[Due, FetchResult | PlatformError, SourceState]
 Verdicts = dict[str, dict[str, Verdict]]  # account id -> external id -> verdict
 
@@ -328,7 +335,7 @@ async def _writer(
     """One writer: whatever has arrived (up to WRITE_BATCH) per batch, off the event loop, so
     fetching goes on meanwhile. Two stages: batch N is recorded while batch N+1 is triaged;
     batches are recorded one at a time, in order."""
-    recording: asyncio.Task[PollSummary] | None = None
+    recording: asyncio.Future[PollSummary] | None = None
     done = False
     while not done:
         batch = [await results.get()]
@@ -338,9 +345,12 @@ async def _writer(
         outcomes = [b for b in batch if b is not None]
         if not outcomes:
             continue
-        ready = await asyncio.to_thread(_prepare, engine, config, classifier, outcomes, now)
+        loop = asyncio.get_running_loop()
+        ready = await loop.run_in_executor(WRITE_THREADS, _prepare, engine, config, classifier, outcomes, now)
         if recording is not None:
             summary.merge(await recording)
-        recording = asyncio.create_task(asyncio.to_thread(_record_batch, engine, config, classifier, ready, now))
+        recording = asyncio.ensure_future(
+            loop.run_in_executor(WRITE_THREADS, _record_batch, engine, config, classifier, ready, now)
+        )
     if recording is not None:
         summary.merge(await recording)

@@ -74,10 +74,10 @@ class HeldTriage(RuleClassifier):
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.batches = 0
+        self.threads: set[str] = set()
 
     def classify_many(self, texts: Sequence[str], *, school: str | None = None) -> list[Verdict]:
-        self.batches += 1
+        self.threads.add(threading.current_thread().name)
         assert self.release.wait(30), "the test never released triage"
         return super().classify_many(texts, school=school)
 
@@ -119,3 +119,5 @@ def test_the_next_batch_is_fetched_while_the_first_is_still_being_triaged(
     held, finally_asked = asyncio.run(go())
     assert held == 4  # two batches triaging at once at most (workers.WRITING): fetching waits, nothing piles up
     assert finally_asked == FEEDS
+    # on the poller's own threads: the event loop's shared pool stays free for chat requests and the outbox
+    assert triage.threads and all(name.startswith("poll-write") for name in triage.threads)
