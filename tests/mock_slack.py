@@ -2,7 +2,8 @@
 file uploads (files_upload_v2's upload URL) included.
 
 It answers the methods Hall Monitor calls, records every call, and can be told
-to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while.
+to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while, to answer
+chat.postMessage slowly, or to hold every chat.postMessage answer until a gate opens.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+GATE_GUARD_S = 60.0  # the longest a held answer waits, so a failing test cannot hang
 
 
 class MockSlack:
@@ -25,6 +28,8 @@ class MockSlack:
         self.fail_users: set[str] = set()  # conversations.open fails (HTTP 500) for these user ids
         self.posted = 0
         self.delay_s = 0.0  # how long each chat.postMessage takes to answer (the message is posted at once)
+        self.gate: threading.Event | None = None  # when set up: chat.postMessage answers wait until it is set
+        self.held = 0  # chat.postMessage answers waiting at the gate now
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, newest first, with metadata
         self._lock = threading.Lock()
         mock = self
@@ -63,6 +68,12 @@ class MockSlack:
                     answer = mock.answer(method, data)
                 if method == "chat.postMessage" and mock.delay_s:
                     time.sleep(mock.delay_s)  # slow to answer; the message is already in the conversation
+                if method == "chat.postMessage" and mock.gate is not None:
+                    with mock._lock:
+                        mock.held += 1
+                    mock.gate.wait(GATE_GUARD_S)  # posted already; the answer waits (a test that forgets, not for ever)
+                    with mock._lock:
+                        mock.held -= 1
                 self._send(200, answer)
 
             do_GET = do_POST  # the SDK reads conversations.history with GET
