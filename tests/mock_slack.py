@@ -31,6 +31,8 @@ class MockSlack:
         self.gate: threading.Event | None = None  # when set up: chat.postMessage answers wait until it is set
         self.held = 0  # chat.postMessage answers waiting at the gate now
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, newest first, with metadata
+        self.refuse: dict[str, tuple[int, int]] = {}  # method -> (HTTP status, how many more times)
+        self._filenames: dict[str, str] = {}  # file id -> its name, from files.getUploadURLExternal
         self._lock = threading.Lock()
         mock = self
 
@@ -57,6 +59,11 @@ class MockSlack:
                     if mock.rate_limit_next:
                         mock.rate_limit_next -= 1
                         self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+                        return
+                    status, times = mock.refuse.get(method, (0, 0))
+                    if times:
+                        mock.refuse[method] = (status, times - 1)
+                        self._send(status, {"ok": False, "error": "internal_error" if status >= 500 else "refused"})
                         return
                     if mock.fail_next or (method == "conversations.open" and data.get("users") in mock.fail_users):
                         mock.fail_next = max(0, mock.fail_next - 1)
@@ -118,11 +125,16 @@ class MockSlack:
         if method == "files.getUploadURLExternal":
             self.file_count += 1
             file_id = f"F{self.file_count}"
+            self._filenames[file_id] = str(data.get("filename"))
             return {"ok": True, "file_id": file_id, "upload_url": self.url.removesuffix("api/") + f"upload/{file_id}"}
         if method == "files.completeUploadExternal":
             files = data.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+            shared = [{"id": f["id"], "name": self._filenames.get(f["id"]), "title": f.get("title")} for f in files]
+            if data.get("channel_id"):  # shared in the conversation: a message with the files, as Slack does
+                ts = f"1700000000.{self.posted:06d}{len(self.history.get(str(data['channel_id']), []))}"
+                self.history.setdefault(str(data["channel_id"]), []).insert(0, {"ts": ts, "files": shared})
+            return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
         return {"ok": True}
 
     def called(self, method: str) -> list[dict[str, Any]]:

@@ -147,7 +147,7 @@ def test_an_interrupted_slack_send_is_found_by_its_metadata_not_posted_again(
     assert sorted(p["text"] for p in posts) == ["dsl 0", "dsl 1"]
     metadata = [p["metadata"] if isinstance(p["metadata"], dict) else json.loads(p["metadata"]) for p in posts]
     assert all(m["event_type"] == "hallmonitor_delivery" for m in metadata)
-    assert len(slack.called("conversations.history")) == 2  # both were looked for: either may have gone
+    assert len(slack.called("conversations.history")) == 1  # both looked for (either may have gone) in one scan
     with session_scope(engine) as s:
         rows = list(s.scalars(select(Delivery)))
     assert all(d.status == "sent" and d.reference and d.reference.startswith("DUDANA ") for d in rows)
