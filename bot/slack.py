@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import slack_history
 from bot.safe import clean
-from core.chat import Card, Notification, Posted
+from core.chat import Attachment, Card, Found, Notification, Posted
 from core.config import Config, StaffConfig
 from core.domain import Category
-from core.errors import ConfigError, Unreachable
+from core.errors import ConfigError, FilesNotSent, Unreachable
 
 log = logging.getLogger(__name__)
 ACTION_PREFIX = "hm:"
@@ -219,12 +221,12 @@ class SlackSurface:
         self.client = client
         self._dms: dict[str, str] = {}  # slack user -> their direct-message conversation (stable in Slack)
 
-    MARK = "hallmonitor_delivery"  # message metadata: which delivery a message is
-    HISTORY_PAGES = 5  # how far back find_sent looks: up to 1,000 messages since the delivery was queued
+    MARK = slack_history.MARK
 
     async def deliver(self, note: Notification) -> Posted | None:
         """Post (or update) one notification; a new message carries the delivery id in its
-        metadata, so `find_sent` can tell after a crash whether it went."""
+        metadata, so `find_sent` can tell after a crash whether it went. A direct message's files
+        follow it in one share (FilesNotSent if they did not go: the message is there)."""
         blocks = blocks_for(note.card)
         text = mrkdwn(note.card.headline)
         if note.copy is not None:
@@ -235,12 +237,28 @@ class SlackSurface:
         channel = await self._conversation(note)
         metadata = {"event_type": self.MARK, "event_payload": {"delivery": note.delivery_id}}
         sent = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata)
-        if note.recipient is not None:
-            for file in note.attachments:  # charts and records: direct messages only
-                await self.client.files_upload_v2(
-                    channel=channel, content=file.content, filename=file.filename, title=file.title or file.filename
-                )
-        return Posted(str(sent["channel"]), str(sent["ts"]))
+        posted = Posted(str(sent["channel"]), str(sent["ts"]))
+        if note.recipient is not None and note.attachments:  # charts and records: direct messages only
+            await self.attach(posted, note.attachments)
+        return posted
+
+    async def attach(self, posted: Posted, files: Sequence[Attachment]) -> None:
+        """Share files in the conversation of a posted message, all in one upload."""
+        uploads = [{"content": f.content, "filename": f.filename, "title": f.title or f.filename} for f in files]
+        try:
+            await self.client.files_upload_v2(channel=posted.conversation, file_uploads=uploads)
+        except Exception as exc:
+            names = [f.filename for f in files]
+            status = int(getattr(getattr(exc, "response", None), "status_code", 500) or 500)
+            refused = isinstance(exc, SlackApiError) and status < 500 and status != 429  # retrying cannot help
+            raise FilesNotSent(
+                f"the message was posted but {len(names)} file(s) were not uploaded ({', '.join(names)}): "
+                f"{type(exc).__name__}: {exc}",
+                conversation=posted.conversation,
+                message_id=posted.message_id,
+                missing=names,
+                retry=not refused,
+            ) from exc
 
     async def _conversation(self, note: Notification) -> str:
         if note.recipient is None:
@@ -263,28 +281,19 @@ class SlackSurface:
             return int(getattr(error.response, "status_code", 500) or 500) < 500
         return isinstance(error, ConnectionRefusedError | aiohttp.ClientConnectorError)
 
-    async def find_sent(self, note: Notification, *, since: datetime) -> Posted | None:
-        """The message an interrupted send already posted for this delivery, found by its metadata
-        in the conversation's history since the delivery was queued (needs the `*:history` scopes)."""
-        channel = await self._conversation(note)
-        cursor: str | None = None
-        for _ in range(self.HISTORY_PAGES):
-            page = await self.client.conversations_history(
-                channel=channel,
-                oldest=f"{since.timestamp() - 60:.6f}",
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
-            for message in page.get("messages") or []:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == self.MARK and payload.get("delivery") == note.delivery_id:
-                    return Posted(channel, str(message.get("ts")))
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        return None
+    async def find_sent(self, wanted: Sequence[tuple[Notification, datetime]]) -> dict[int, Found]:
+        """The messages interrupted sends already posted for these deliveries (each with when it
+        was queued), found by their metadata: one history scan per conversation for all of them
+        (bot.slack_history; needs the `*:history` scopes). A delivery whose conversation cannot be
+        told is left out (its send will say why)."""
+        by_channel: dict[str, dict[int, datetime]] = {}
+        for note, since in wanted:
+            try:
+                channel = await self._conversation(note)
+            except Unreachable:
+                continue
+            by_channel.setdefault(channel, {})[note.delivery_id] = since
+        return await slack_history.find(self.client, by_channel)
 
 
 def staff_for(config: Config, slack_user: str) -> StaffConfig | None:

@@ -70,6 +70,15 @@ class Posted:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """A message an interrupted send had already posted, and the names of the files seen uploaded
+    with it (after it, and before the next delivery's message in that conversation)."""
+
+    posted: Posted
+    files: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
     """A file sent with a notification (a digest chart, an exported record)."""
 

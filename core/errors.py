@@ -52,3 +52,17 @@ class Unreachable(HallMonitorError):
     def __init__(self, message: str, *, attempts: int = 1) -> None:
         self.attempts = attempts
         super().__init__(message)
+
+
+class FilesNotSent(HallMonitorError):
+    """A direct message was posted but some of its files (digest charts, a record) were not
+    uploaded. The message is never posted again: the delivery is looked for and only the files
+    still missing are uploaded; when retrying cannot help (`retry` False) it is recorded sent
+    without them, saying which and why."""
+
+    def __init__(self, message: str, *, conversation: str, message_id: str, missing: list[str], retry: bool) -> None:
+        self.conversation = conversation
+        self.message_id = message_id
+        self.missing = missing
+        self.retry = retry
+        super().__init__(message)

@@ -74,12 +74,6 @@ def item_decision(kind: str, verdict: Verdict, *, school: SchoolConfig, start: d
     }
 
 
-def storable(text: str) -> str:
-    """Text as every database can keep it: PostgreSQL text cannot hold NUL, so a NUL becomes U+FFFD
-    (the replacement character) rather than losing the whole item."""
-    return text.replace("\x00", "\ufffd")
-
-
 def ingest(
     session: Session,
     *,
@@ -126,10 +120,10 @@ def ingest(
             "platform": account.platform,
             "external_id": new.external_id,
             "kind": new.kind,
-            "author": new.author and storable(new.author[:512]),
-            "title": new.title and storable(new.title),
-            "text": storable(new.text),
-            "url": new.url and storable(new.url[:2048]),
+            "author": new.author and new.author[:512],
+            "title": new.title,
+            "text": new.text,
+            "url": new.url and new.url[:2048],
             "created_at": new.created_at,
             "received_at": now,
             # Safeguarding items keep text and link only: never their images or video.

@@ -9,7 +9,7 @@ school sets its own. A rule of weight 1 escalates only with the model's
 support (half the route's threshold); the model alone escalates to SLT
 only when abuse is its likeliest reading. The semantic head is asked only when
 the hashed-feature head is unsure or anything escalating is in view
-(`needs_second_look`); then the two are blended.
+(`handlers.second_look.asks`); then the two are blended.
 """
 
 from __future__ import annotations
@@ -52,24 +52,6 @@ KIND_WORDS = {
     "worried_third_party": "a worry about a child's safety",
 }
 REGISTER_WORDS = {"child": "a child", "teen": "a young person", "parent": "a worried parent", "adult": "someone"}
-
-
-SURE = 0.85  # the hashed-feature head decides alone only when this sure of a non-escalating category
-QUIET = 0.05  # ... and it gives safeguarding and abuse less than this each
-
-
-def needs_second_look(p: dict[str, float], rules: RuleScores) -> bool:
-    """Whether the semantic head should read the comment too: the first head is unsure,
-    or anything escalating is in view (a rule, or a little model probability)."""
-    top = max(p, key=lambda c: p[c])
-    escalating = rules.scores.get("safeguarding", 0) or rules.scores.get("abuse", 0)
-    return bool(
-        p[top] < SURE
-        or top in ("safeguarding", "abuse")
-        or p["safeguarding"] >= QUIET
-        or p["abuse"] >= QUIET
-        or escalating
-    )
 
 
 SEMANTIC_SHARE = 0.65  # the semantic head's weight in the blend (chosen on cross-validation of our comments)

@@ -66,7 +66,7 @@ def _event_row(*, platform: str, body: bytes, account_id: str | None) -> dict[st
         "platform": platform,
         "account_id": account_id,
         "digest": delivery_digest(platform=platform, account_id=account_id, body=body),
-        "body": body.decode("utf-8", errors="replace"),
+        "body": body,
         "received_at": utcnow(),
         "status": "pending",
         "attempts": 0,
@@ -90,7 +90,7 @@ class _Delivery:
     id: int
     platform: str
     account_id: str | None
-    body: str
+    body: bytes
 
 
 Parsed = dict[str, list[NewItem]] | Exception  # account id -> items, or why it could not be read
@@ -249,14 +249,31 @@ class WebhookProcessor:
                 ids = await loop.run_in_executor(
                     self.executor, store_events, self.service, [row for row, _done in batch]
                 )
-            except Exception as exc:  # each request answers 500 and the platform sends it again
-                for _row, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+            except Exception:
+                if len(batch) == 1:
+                    await self._store_alone(*batch[0])
+                    continue
+                log.warning("webhook_store_batch_failed deliveries=%d storing one by one", len(batch), exc_info=True)
+                for row, done in batch:  # one bad delivery must not fail the others stored with it
+                    await self._store_alone(row, done)
                 continue
             for (_row, done), event_id in zip(batch, ids, strict=True):
                 if not done.done():
                     done.set_result(event_id)
+
+    async def _store_alone(self, row: dict[str, object], done: asyncio.Future[int | None]) -> None:
+        """Store one delivery; if even that fails its request answers 500 and the platform sends it again."""
+        try:
+            event_id = await asyncio.get_running_loop().run_in_executor(
+                self.executor, store_events, self.service, [row]
+            )
+        except Exception as exc:
+            log.error("webhook_store_failed platform=%s digest=%s error=%r", row["platform"], row["digest"], exc)
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(event_id[0])
 
     def start(self, idle_s: float = 1.0) -> None:
         """Run the worker loop (idempotent); it also looks for work every `idle_s` seconds."""

@@ -130,10 +130,12 @@ def claim_deliveries(
     max_priority: int | None = None,
     item_id: int | None = None,
     updates_only: bool = False,
+    maybe_sent_only: bool = False,
 ) -> list[Delivery]:
     """Deliveries due on these surfaces, lowest priority number first, then oldest: pending ones
     whose time has come, and `sending` ones whose worker's lease ran out (those come back with
-    `maybe_sent`, so the message is looked for before it is sent again). Claimed ones are `sending`."""
+    `maybe_sent`, so the message is looked for before it is sent again). Claimed ones are `sending`.
+    `maybe_sent_only`: only those that may have gone (to be looked for together)."""
     table = Delivery.__table__  # type: ignore[attr-defined]
     due = or_(
         (col(Delivery.status) == "pending") & (col(Delivery.next_attempt_at) <= now),
@@ -146,6 +148,8 @@ def claim_deliveries(
         where.append(col(Delivery.item_id) == item_id)
     if updates_only:
         where.append(col(Delivery.target).startswith("copy:"))
+    if maybe_sent_only:
+        where.append(or_(col(Delivery.maybe_sent).is_(True), col(Delivery.status) == "sending"))
     order = [col(Delivery.priority), col(Delivery.id)]
     # SET sees the old row: a delivery that was already `sending` may have reached its recipient.
     values = {"status": "sending", "maybe_sent": case((table.c.status == "sending", true()), else_=table.c.maybe_sent)}

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from storage.types import JSONType, UTCDateTime, utcnow
+from storage.types import JSONType, SafeString, SafeText, UTCDateTime, utcnow
 
 
 def _ts(*, nullable: bool = True, index: bool = False) -> Any:
@@ -42,10 +42,10 @@ class Source(SQLModel, table=True):
     enabled: bool = True
     etag: str | None = Field(default=None, max_length=1024)
     last_modified: str | None = Field(default=None, max_length=128)
-    cursor: str | None = Field(default=None, max_length=2048)
+    cursor: str | None = Field(default=None, sa_type=SafeString(2048))
     next_check_at: datetime | None = _ts(index=True)
     consecutive_errors: int = 0
-    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error: str | None = Field(default=None, sa_type=SafeText)
     last_error_kind: str | None = Field(default=None, max_length=32)
     first_polled_at: datetime | None = _ts()
     last_polled_at: datetime | None = _ts()
@@ -59,10 +59,10 @@ class Source(SQLModel, table=True):
 class ItemBase(SQLModel):
     platform: str = Field(max_length=32)
     kind: str = Field(max_length=16)
-    author: str | None = Field(default=None, max_length=512)
-    title: str | None = Field(default=None, sa_type=Text)
-    text: str = Field(sa_type=Text)
-    url: str | None = Field(default=None, max_length=2048)
+    author: str | None = Field(default=None, sa_type=SafeString(512))
+    title: str | None = Field(default=None, sa_type=SafeText)
+    text: str = Field(sa_type=SafeText)
+    url: str | None = Field(default=None, sa_type=SafeString(2048))
     created_at: datetime | None = _ts()
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="open", max_length=16, index=True)
@@ -78,7 +78,7 @@ class Item(ItemBase, table=True):
     school_id: str = Field(foreign_key="school.id", index=True)
     account_id: str = Field(foreign_key="account.id", index=True)
     source_id: int | None = Field(default=None, foreign_key="source.id")
-    external_id: str = Field(max_length=512)
+    external_id: str = Field(sa_type=SafeString(512))
     media_urls: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     acknowledged_at: datetime | None = _ts()
@@ -87,7 +87,7 @@ class Item(ItemBase, table=True):
     legal_hold: bool = False  # the retention purge and erasure never touch a held item
     legal_hold_by: str | None = Field(default=None, max_length=64)
     legal_hold_at: datetime | None = _ts()
-    legal_hold_reason: str | None = Field(default=None, sa_type=Text)
+    legal_hold_reason: str | None = Field(default=None, sa_type=SafeText)
     anonymised_at: datetime | None = _ts()  # content removed by the purge or an erasure; counts stay
     protection_lifted_by: str | None = Field(default=None, max_length=64)  # a DSL lifted safeguarding protection
     protection_lifted_at: datetime | None = _ts()
@@ -143,7 +143,7 @@ class Escalation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id", index=True)
     target: str = Field(max_length=8)  # slt / dsl / head
-    reason: str = Field(sa_type=Text)
+    reason: str = Field(sa_type=SafeText)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: str | None = None
@@ -168,7 +168,7 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
-    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error: str | None = Field(default=None, sa_type=SafeText)
 
 
 class Delivery(SQLModel, table=True):
@@ -197,12 +197,12 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = _ts()
-    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error: str | None = Field(default=None, sa_type=SafeText)
     priority: int = 2
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _ts()
     maybe_sent: bool = False  # an earlier send may have reached the recipient: look before sending again
-    reference: str | None = Field(default=None, sa_type=Text)  # where the chat put it (conversation/message id)
+    reference: str | None = Field(default=None, sa_type=SafeText)  # where the chat put it (conversation/message id)
 
 
 class CardCopy(SQLModel, table=True):
@@ -240,11 +240,11 @@ class WebhookEvent(SQLModel, table=True):
     platform: str = Field(max_length=32)
     account_id: str | None = Field(default=None, max_length=64)
     digest: str = Field(max_length=64, unique=True)  # sha256 of the raw body
-    body: str = Field(sa_type=Text)
+    body: bytes = Field(sa_type=LargeBinary)  # as it arrived (the digest is of these bytes)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="pending", max_length=16, index=True)  # pending / processed / ignored / failed
     attempts: int = 0
-    error: str | None = Field(default=None, sa_type=Text)
+    error: str | None = Field(default=None, sa_type=SafeText)
     processed_at: datetime | None = _ts()
     lease_owner: str | None = Field(default=None, max_length=64)  # the worker processing it (storage.leases)
     lease_until: datetime | None = _ts()  # also: not before this time (a failed delivery's backoff)

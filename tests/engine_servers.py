@@ -35,10 +35,14 @@ def gzip_bomb(decoded_mb: int) -> bytes:
 
 class FeedServer:
     """/feed/<n>.xml: feed n with `items` entries (a safeguarding one in /feed/<n>.xml?dsl);
-    /trickle.xml: one byte every `trickle_s` seconds, for ever; /bomb.xml: a gzip bomb."""
+    /trickle.xml: one byte every `trickle_s` seconds until the client gives up or `release` is set
+    (then the answer ends, not a feed); /bomb.xml: a gzip bomb. `trickling` is set when a trickle
+    starts, `trickle_ended` when one ends, for either reason."""
 
     def __init__(self, items: int = 3, trickle_s: float = 0.2, bomb_mb: int = 0) -> None:
         self.trickling = threading.Event()
+        self.trickle_ended = threading.Event()
+        self.release = threading.Event()
         bomb = gzip_bomb(bomb_mb) if bomb_mb else b""
         server = self
 
@@ -50,12 +54,16 @@ class FeedServer:
                     self._head(200, None)
                     server.trickling.set()
                     try:
-                        while True:
+                        while not server.release.is_set():
                             self.wfile.write(b" ")
                             self.wfile.flush()
                             time.sleep(trickle_s)
+                        self.close_connection = True
                     except OSError:
-                        return
+                        pass
+                    finally:
+                        server.trickle_ended.set()
+                    return
                 if self.path.startswith("/bomb"):
                     self._head(200, len(bomb), {"Content-Encoding": "gzip"})
                     self.wfile.write(bomb)
@@ -89,6 +97,7 @@ class FeedServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -2,7 +2,8 @@
 file uploads (files_upload_v2's upload URL) included.
 
 It answers the methods Hall Monitor calls, records every call, and can be told
-to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while.
+to fail (HTTP 500) or rate-limit (HTTP 429 with Retry-After) for a while, to answer
+chat.postMessage slowly, or to hold every chat.postMessage answer until a gate opens.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+GATE_GUARD_S = 60.0  # the longest a held answer waits, so a failing test cannot hang
 
 
 class MockSlack:
@@ -25,7 +28,11 @@ class MockSlack:
         self.fail_users: set[str] = set()  # conversations.open fails (HTTP 500) for these user ids
         self.posted = 0
         self.delay_s = 0.0  # how long each chat.postMessage takes to answer (the message is posted at once)
+        self.gate: threading.Event | None = None  # when set up: chat.postMessage answers wait until it is set
+        self.held = 0  # chat.postMessage answers waiting at the gate now
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, newest first, with metadata
+        self.refuse: dict[str, tuple[int, int]] = {}  # method -> (HTTP status, how many more times)
+        self._filenames: dict[str, str] = {}  # file id -> its name, from files.getUploadURLExternal
         self._lock = threading.Lock()
         mock = self
 
@@ -53,6 +60,11 @@ class MockSlack:
                         mock.rate_limit_next -= 1
                         self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
                         return
+                    status, times = mock.refuse.get(method, (0, 0))
+                    if times:
+                        mock.refuse[method] = (status, times - 1)
+                        self._send(status, {"ok": False, "error": "internal_error" if status >= 500 else "refused"})
+                        return
                     if mock.fail_next or (method == "conversations.open" and data.get("users") in mock.fail_users):
                         mock.fail_next = max(0, mock.fail_next - 1)
                         self._send(500, {"ok": False, "error": "internal_error"})
@@ -63,6 +75,12 @@ class MockSlack:
                     answer = mock.answer(method, data)
                 if method == "chat.postMessage" and mock.delay_s:
                     time.sleep(mock.delay_s)  # slow to answer; the message is already in the conversation
+                if method == "chat.postMessage" and mock.gate is not None:
+                    with mock._lock:
+                        mock.held += 1
+                    mock.gate.wait(GATE_GUARD_S)  # posted already; the answer waits (a test that forgets, not for ever)
+                    with mock._lock:
+                        mock.held -= 1
                 self._send(200, answer)
 
             do_GET = do_POST  # the SDK reads conversations.history with GET
@@ -107,11 +125,16 @@ class MockSlack:
         if method == "files.getUploadURLExternal":
             self.file_count += 1
             file_id = f"F{self.file_count}"
+            self._filenames[file_id] = str(data.get("filename"))
             return {"ok": True, "file_id": file_id, "upload_url": self.url.removesuffix("api/") + f"upload/{file_id}"}
         if method == "files.completeUploadExternal":
             files = data.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+            shared = [{"id": f["id"], "name": self._filenames.get(f["id"]), "title": f.get("title")} for f in files]
+            if data.get("channel_id"):  # shared in the conversation: a message with the files, as Slack does
+                ts = f"1700000000.{self.posted:06d}{len(self.history.get(str(data['channel_id']), []))}"
+                self.history.setdefault(str(data["channel_id"]), []).insert(0, {"ts": ts, "files": shared})
+            return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
         return {"ok": True}
 
     def called(self, method: str) -> list[dict[str, Any]]:

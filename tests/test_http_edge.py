@@ -269,7 +269,7 @@ def test_processed_deliveries_are_pruned_after_the_retention_setting(config: Con
                 WebhookEvent(
                     platform="facebook",
                     digest=f"d{n}",
-                    body="{}",
+                    body=b"{}",
                     status=status,
                     processed_at=now - timedelta(days=age),
                 )

@@ -96,7 +96,7 @@ def year(tmp_path: Path, engine: Engine) -> Iterator[tuple[Config, Engine, dict[
                     platform="facebook",
                     account_id="northgate-news",
                     digest=f"d{days}",
-                    body="{}",
+                    body=b"{}",
                     received_at=NOW - timedelta(days=days),
                     status="processed",
                 )
@@ -106,7 +106,7 @@ def year(tmp_path: Path, engine: Engine) -> Iterator[tuple[Config, Engine, dict[
                 platform="facebook",
                 account_id="northgate-news",
                 digest="pending",
-                body="{}",
+                body=b"{}",
                 received_at=NOW - timedelta(days=100),
                 status="pending",
             )

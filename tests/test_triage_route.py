@@ -4,7 +4,7 @@ model, reasons say only what led to the route, school thresholds override."""
 from __future__ import annotations
 
 from core.config import TriageConfig
-from handlers.route import Limits, Seen, needs_second_look, route
+from handlers.route import Limits, Seen, route
 from handlers.rules import RuleScores, rule_scores
 from handlers.verdict import CATEGORIES
 
@@ -57,12 +57,6 @@ def test_the_model_reason_says_what_it_read() -> None:
     category, reasons = route(probs(safeguarding=0.8), RuleScores({}, {}), LIMITS, Seen("self_harm", "teen"))
     assert category == "safeguarding"
     assert reasons == ["reads like a young person describing self-harm (model 0.80)"]
-
-
-def test_confident_routine_comments_skip_the_second_look() -> None:
-    assert not needs_second_look(probs(question=0.95), RuleScores({}, {}))
-    assert needs_second_look(probs(question=0.9, safeguarding=0.06), RuleScores({}, {}))
-    assert needs_second_look(probs(question=0.95), RuleScores({"abuse": 1}, {}))
 
 
 def test_school_thresholds_override_only_when_set() -> None:
