@@ -205,7 +205,7 @@ async def deliver_batch(
 
     claimed = await asyncio.to_thread(retrying, engine, claim) if by_name else []
     looked = await recovery.look(engine, config=config, surfaces=by_name, claimed=claimed, claim_more=args, now=now)
-    claimed += await asyncio.to_thread(recovery.give_back, engine, looked, owner=owner)  # found: finish them here
+    claimed = await asyncio.to_thread(recovery.to_work_on, engine, looked, claimed, owner=owner)
     stats.claimed = len(claimed)
     give_back_at = time.monotonic() + lease.total_seconds() / 2
     left: list[int] = []

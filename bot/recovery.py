@@ -3,7 +3,8 @@ way that may have posted): looked for in the chat together, then finished withou
 
 When a claimed batch holds such deliveries on a surface that can look (`find_sent`; Slack), up to
 `RECOVER` more of them are claimed with them and all are looked for in one pass: Slack scans each
-conversation's history once for all of its deliveries (bot.slack_history), not once per delivery.
+conversation's history once for all of its deliveries (bot.slack_history), not once per delivery,
+and one pass scans at most `CONVERSATIONS` conversations (Slack's history method is tier 3).
 A found message is recorded sent, and a direct message's files that had not been uploaded after
 it (digest charts, a record) are uploaded then (`complete`); one found missing is sent normally.
 """
@@ -30,16 +31,18 @@ from storage.models import Delivery
 log = logging.getLogger(__name__)
 
 RECOVER = 200  # deliveries looked for in one pass, beside the batch's own
+CONVERSATIONS = 20  # conversations scanned in one pass (Slack: at most 5 history calls each); the rest wait
 
 
 @dataclass(slots=True)
 class Looked:
     """What one pass found: delivery id -> the message already posted, which ids were looked for
-    (found or not), and the extra deliveries claimed for the look."""
+    (found or not), the extra deliveries claimed for the look, and the ones left for a later pass."""
 
     found: dict[int, Found] = field(default_factory=dict)
     looked: set[int] = field(default_factory=set)
     extra: list[Delivery] = field(default_factory=list)
+    later: set[int] = field(default_factory=set)
 
 
 def _notes(engine: Engine, config: Config, deliveries: list[Delivery], now: datetime) -> dict[int, Notification]:
@@ -68,7 +71,9 @@ async def look(
         return claim_deliveries(session, **args)  # type: ignore[arg-type]
 
     result = Looked(extra=await asyncio.to_thread(retrying, engine, claim))
-    suspects = [d for d in claimed + result.extra if d.maybe_sent and d.surface in lookable]
+    every = [d for d in claimed + result.extra if d.maybe_sent and d.surface in lookable]
+    suspects = _bounded(every)
+    result.later = {d.id for d in every if d.id is not None} - {d.id for d in suspects}
     notes = await asyncio.to_thread(_notes, engine, config, suspects, now)
     for name in lookable:
         wanted = [(notes[d.id], d.created_at) for d in suspects if d.surface == name and d.id in notes]
@@ -85,20 +90,37 @@ async def look(
     return result
 
 
-def give_back(engine: Engine, looked: Looked, *, owner: str) -> list[Delivery]:
-    """Release the extra deliveries not found (looked for: sent normally later; not looked for:
-    still `maybe_sent`); the found ones are returned, to be finished by the caller."""
-    if not looked.extra:
-        return []
-    missing = [d.id for d in looked.extra if d.id is not None and d.id in looked.looked and d.id not in looked.found]
-    unseen = [d.id for d in looked.extra if d.id is not None and d.id not in looked.looked]
+def _bounded(suspects: list[Delivery]) -> list[Delivery]:
+    """The suspects of the first CONVERSATIONS recipients (a recipient is one conversation), most
+    urgent first; the others are looked for in a later pass."""
+    chosen: list[Delivery] = []
+    recipients: set[tuple[str, str]] = set()
+    for delivery in sorted(suspects, key=lambda d: (d.priority, d.id or 0)):
+        key = (delivery.surface, delivery.target)
+        if key not in recipients and len(recipients) >= CONVERSATIONS:
+            continue
+        recipients.add(key)
+        chosen.append(delivery)
+    return chosen
+
+
+def to_work_on(engine: Engine, looked: Looked, claimed: list[Delivery], *, owner: str) -> list[Delivery]:
+    """The deliveries to finish now: the batch's own, but for those left for a later pass, and the
+    extra ones found. The rest are given back: those looked for and not found to be sent normally
+    later, those not looked for still `maybe_sent`."""
+    keep = [d for d in claimed if d.id not in looked.later] + [d for d in looked.extra if d.id in looked.found]
+    if len(keep) == len(claimed) and not looked.extra:
+        return claimed
+    kept = {d.id for d in keep}
+    missing = [d.id for d in looked.extra if d.id is not None and d.id in looked.looked and d.id not in kept]
+    unseen = [d.id for d in claimed + looked.extra if d.id is not None and d.id not in kept and d.id not in missing]
 
     def work(session: Session) -> None:
         release(session, Delivery, missing, owner=owner, status="pending", maybe_sent=False)
         release(session, Delivery, unseen, owner=owner, status="pending")
 
     retrying(engine, work)
-    return [d for d in looked.extra if d.id in looked.found]
+    return keep
 
 
 async def complete(surface: ChatSurface, note: Notification, found: Found) -> None:

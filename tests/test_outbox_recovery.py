@@ -11,11 +11,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from bot import recovery
 from bot.notify import build_note, fan_out
-from bot.outbox import CLAIM, deliver_pending
+from bot.outbox import CLAIM, deliver_batch, deliver_pending
 from bot.slack import SlackSurface, web_client
 from core.config import Config
 from monitors.registry import load_config
@@ -78,6 +80,30 @@ def test_maybe_sent_deliveries_are_looked_for_with_one_history_scan_per_conversa
         rows = list(s.scalars(select(Delivery)))
     assert {scan["oldest"] for scan in scans} == {f"{oldest.timestamp() - 60:.6f}"}  # from the oldest delivery
     assert all(d.status == "sent" and d.reference and d.lease_owner is None for d in rows)
+
+
+def test_one_pass_scans_a_bounded_number_of_conversations(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "CONVERSATIONS", 1)
+    (tmp_path / "config.toml").write_text(_slack_text(tmp_path))
+    config = load_config(tmp_path / "config.toml")
+    queue_notes(engine, "escalation", "dsl", 3, "dsl")
+    queue_notes(engine, "escalation", "slt", 3, "slt")
+    now = utcnow()
+    with MockSlack() as slack:
+        surface = SlackSurface(web_client("xoxb-test", slack.url))
+        _crash(engine, config, surface, now, post=0, files=True)
+        later = now + timedelta(minutes=5)
+        first = asyncio.run(deliver_batch(engine, config=config, surfaces=surface, now=later, fan=False))
+        scans = [scan["channel"] for scan in slack.called("conversations.history")]
+        again = asyncio.run(deliver_batch(engine, config=config, surfaces=surface, now=later, fan=False))
+        both = [scan["channel"] for scan in slack.called("conversations.history")]
+        posts = len(slack.called("chat.postMessage"))
+    assert scans == ["DUDANA"] and first.sent == 3  # the DSL's first; Helen's wait for the next pass
+    assert both == ["DUDANA", "DUHELEN"] and again.sent == 3 and posts == 6
+    with session_scope(engine) as s:
+        assert {(d.status, d.lease_owner) for d in s.scalars(select(Delivery))} == {("sent", None)}
 
 
 def test_a_found_digest_gets_the_charts_that_did_not_follow_it(trust: tuple[Config, Engine]) -> None:
