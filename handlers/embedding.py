@@ -15,8 +15,12 @@ import time
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,14 @@ EPS = 1e-12
 
 class ModelUnavailable(RuntimeError):
     """The embedding model package is not installed; rules still work."""
+
+
+class Encoder(Protocol):
+    """What reads text into unit vectors (n, 384): this NumPy MiniLM, or its int8 graph."""
+
+    load_seconds: float
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS) -> np.ndarray: ...
 
 
 def model_dir() -> Path:
@@ -70,18 +82,41 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def tokenizer(path: Path) -> Tokenizer:
+    """The model's tokenizer, truncating at MAX_TOKENS, unpadded (we pad per batch). Only read
+    after this (never re-configured), so threads may share it."""
+    from tokenizers import Tokenizer
+
+    loaded = Tokenizer.from_file(str(path / "tokenizer.json"))
+    loaded.enable_truncation(MAX_TOKENS)
+    loaded.no_padding()  # the shipped tokenizer.json pads to 128
+    return loaded
+
+
+def batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Length-sorted batches under a token budget: many short texts together, few long
+    ones (large activations fall out of the CPU cache and run several times slower)."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET):
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
+
+
 class MiniLM:
     """Encoder for all-MiniLM-L6-v2; `encode` returns unit vectors (n, 384) float32."""
 
     def __init__(self, path: Path | None = None) -> None:
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
         started = time.perf_counter()
         path = path or model_dir()
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.tokenizer.no_padding()  # the shipped tokenizer.json pads to 128; we pad per batch
+        self.tokenizer = tokenizer(path)
         w = load_file(str(path / "model.safetensors"))
         w = {k.removeprefix("bert."): v for k, v in w.items()}
         self.word = w["embeddings.word_embeddings.weight"]
@@ -134,21 +169,6 @@ class MiniLM:
         pooled = summed / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    @staticmethod
-    def _batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
-        """Length-sorted batches under a token budget: many short texts together, few long
-        ones (large activations fall out of the CPU cache and run several times slower)."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > TOKEN_BUDGET):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
-
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS, layers: int = LAYERS
     ) -> np.ndarray:
@@ -167,7 +187,7 @@ class MiniLM:
                 e.truncate(max_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for chunk in self._batches(order, [len(e.ids) for e in encodings], batch_size):
+        for chunk in batches(order, [len(e.ids) for e in encodings], batch_size):
             length = max(len(encodings[i].ids) for i in chunk)
             ids = np.zeros((len(chunk), length), dtype=np.int64)
             mask = np.zeros((len(chunk), length), dtype=np.float32)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from core.config import Config, TriageConfig
-from handlers.embedding import MiniLM, ModelUnavailable, shared_model
+from handlers.embedding import Encoder, ModelUnavailable, shared_model
 from handlers.features import featurise, folded
 from handlers.head import SEMANTIC_TOKENS, Head
 from handlers.normalise import normalise
@@ -40,29 +40,43 @@ log = logging.getLogger(__name__)
 MACHINE_PREFIX = "auto:"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SchoolLabels:
-    """The school's moderator labels: latest label per item, with folded feature rows."""
+    """The school's moderator labels: latest label per item, with folded feature rows.
+    Never changed once built: a refresh publishes a new one, so a batch classifying in
+    another thread reads either the old labels or the new, never half of each."""
 
     by_item: dict[int, tuple[str, str]] = field(default_factory=dict)  # item id -> (category, text)
     matrix: np.ndarray | None = None
     categories: list[str] = field(default_factory=list)
 
+    def adding(self, rows: dict[int, tuple[str, str]]) -> SchoolLabels:
+        by_item = self.by_item | rows
+        texts = [t for _, t in by_item.values()]
+        return SchoolLabels(by_item, folded(featurise(texts)), [c for c, _ in by_item.values()])
+
+
+def _encoder() -> Encoder | None:
+    try:
+        return shared_model()
+    except ModelUnavailable as exc:
+        log.warning("triage_semantic_unavailable deciding_with=hashed_head reason=%s", exc)
+        return None
+
 
 class HybridClassifier:
     name = "auto:hybrid-v3"
 
-    def __init__(self, *, head: Head | None = None, encoder: MiniLM | None = None, semantic: bool = True) -> None:
+    def __init__(self, *, head: Head | None = None, encoder: Encoder | None = None, semantic: bool = True) -> None:
         """`semantic=False` decides with the hashed-feature head alone (faster, less accurate:
-        bench/triage.py prints both)."""
+        bench/triage.py prints both). The encoder is the float NumPy MiniLM the semantic head
+        was trained on (handlers/minilm_int8.py is a faster int8 one, measured in
+        bench/triage.py); without the model package the hashed head decides alone."""
         started = time.perf_counter()
         self.head = head or Head.load()
         self.encoder = encoder
         if self.encoder is None and semantic:
-            try:
-                self.encoder = shared_model()
-            except ModelUnavailable as exc:
-                log.warning("triage_semantic_unavailable deciding_with=hashed_head reason=%s", exc)
+            self.encoder = _encoder()
         self._weights = self.head.category.dequantised()
         self._semantic = self.head.semantic.dequantised()
         self._small = (self.head.kind.dequantised(), self.head.register.dequantised())
@@ -70,6 +84,7 @@ class HybridClassifier:
         self.labels: dict[str, SchoolLabels] = {}
         self._last_label_id = 0
         self._lock = threading.Lock()
+        self._counting = threading.Lock()
         self.stats = {"comments": 0, "second_look": 0}  # counts since start (bench/triage.py prints them)
         self.load_seconds = time.perf_counter() - started
         log.info("triage_head_loaded seconds=%.3f", self.load_seconds)
@@ -103,17 +118,14 @@ class HybridClassifier:
         rows = list(session.execute(stmt))
         if not rows:
             return
-        with self._lock:
-            touched = set()
-            for triage_id, item_id, category, text, school in rows:
-                self.labels.setdefault(school, SchoolLabels()).by_item[item_id] = (category, text)
-                touched.add(school)
-                self._last_label_id = max(self._last_label_id, triage_id)
-            for school in touched:
-                memory = self.labels[school]
-                memory.categories = [c for c, _ in memory.by_item.values()]
-                memory.matrix = folded(featurise([t for _, t in memory.by_item.values()]))
-        log.info("triage_labels_loaded new=%d schools=%d", len(rows), len(touched))
+        new: dict[str, dict[int, tuple[str, str]]] = {}
+        for _triage_id, item_id, category, text, school in rows:
+            new.setdefault(school, {})[item_id] = (category, text)
+        with self._lock:  # two refreshes at once add the same rows once; readers never wait
+            for school, labelled in new.items():
+                self.labels[school] = self.labels.get(school, SchoolLabels()).adding(labelled)
+            self._last_label_id = max(self._last_label_id, max(r[0] for r in rows))
+        log.info("triage_labels_loaded new=%d schools=%d", len(rows), len(new))
 
     def _nearest_labels(self, rows: np.ndarray, school: str | None) -> list[tuple[str, float] | None]:
         memory = self.labels.get(school or "")
@@ -130,6 +142,9 @@ class HybridClassifier:
         return self.classify_many([text], school=school)[0]
 
     def classify_many(self, texts: Sequence[str], *, school: str | None = None) -> list[Verdict]:
+        """Verdicts for a batch. Safe from several threads at once on one classifier: the heads
+        and the encoder are only read, the counters are locked, and each school's labels are
+        replaced whole (tests/test_triage_threads.py)."""
         if not texts:
             return []
         normalised = [normalise(t) for t in texts]
@@ -155,10 +170,12 @@ class HybridClassifier:
     def _second_look(self, cleaned: list[str], fast: list[dict[str, float]]) -> list[dict[str, float]]:
         """Blend in the semantic head where `second_look.asks` says so."""
         ask = [i for i, p in enumerate(fast) if asks(p)]
-        self.stats["comments"] += len(fast)
-        if not ask or self.encoder is None:
+        asked = len(ask) if self.encoder is not None else 0
+        with self._counting:  # classify_many may run in two threads at once (the poller overlaps batches)
+            self.stats["comments"] += len(fast)
+            self.stats["second_look"] += asked
+        if not asked or self.encoder is None:
             return fast
-        self.stats["second_look"] += len(ask)
         vectors = self.encoder.encode([cleaned[i] for i in ask], max_tokens=SEMANTIC_TOKENS)
         out = list(fast)
         for i, row in zip(ask, self.head.semantic.proba_dense(vectors, self._semantic), strict=True):
