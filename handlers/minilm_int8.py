@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -112,13 +113,20 @@ def quantised_graph(weights: Path) -> Path:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        build_onnx(fp32, weights)
-        options = {"DefaultTensorType": TensorProto.FLOAT}
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True, extra_options=options)
-        int8.replace(path)  # atomic: a second process building at once writes the same bytes
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        where = Path(tempfile.mkdtemp(dir=path.parent))
+    except OSError as exc:  # a read-only home: build for this process only
+        log.warning("triage_encoder_cache_unwritable dir=%s reason=%s building_uncached", path.parent, exc)
+        where, path = Path(tempfile.mkdtemp()), Path()
+    fp32, int8 = where / "fp32.onnx", where / "int8.onnx"
+    build_onnx(fp32, weights)
+    options = {"DefaultTensorType": TensorProto.FLOAT}
+    quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True, extra_options=options)
+    if path == Path():
+        return int8
+    int8.replace(path)  # atomic: a second process building at once writes the same bytes
+    shutil.rmtree(where, ignore_errors=True)
     log.info("triage_encoder_built path=%s", path)
     return path
 

@@ -54,3 +54,13 @@ def test_the_graph_is_built_once_and_then_read_from_the_cache(encoder: MiniLMInt
     built = first.stat().st_mtime_ns
     assert quantised_graph(model_dir() / "model.safetensors") == first and first.stat().st_mtime_ns == built
     assert np.array_equal(MiniLMInt8().encode(TEXTS), encoder.encode(TEXTS))  # same graph, same vectors
+
+
+def test_an_unwritable_cache_still_gives_an_encoder(encoder: MiniLMInt8, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from handlers.embedding import model_dir
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("HALLMONITOR_CACHE_DIR", str(blocked / "cache"))
+    graph = quantised_graph(model_dir() / "model.safetensors")
+    assert graph.exists() and not (blocked / "cache").exists()
