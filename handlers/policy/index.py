@@ -88,10 +88,11 @@ class PolicyIndex:
             self.encoder = None
         self.vectors: np.ndarray | None = None
         self.heading_vectors: np.ndarray | None = None
-        self.pieces = np.zeros((0, 384), dtype=np.float16)  # every clause's word-piece vectors, one after another
+        self.pieces = np.zeros((0, 384), dtype=np.float32)  # every clause's word-piece vectors, one after another
         self.starts = np.zeros(0, dtype=np.int64)  # where each clause's word pieces begin in `pieces`
         if self.encoder is not None:
-            self.vectors, self.heading_vectors, self.pieces, self.starts = self._vectors(use_cache)
+            self.vectors, self.heading_vectors, pieces, self.starts = self._vectors(use_cache)
+            self.pieces = pieces.astype(np.float32)  # float16 on disk; float32 here, for BLAS at question time
         self.centroid = np.zeros(384, dtype=np.float32)
         if self.vectors is not None and len(self.vectors):
             mean = self.vectors.mean(0)
@@ -139,7 +140,7 @@ class PolicyIndex:
         q = (pieces[content] if content else pieces).astype(np.float32)
         if not len(q):
             return np.zeros(len(self.clauses), dtype=np.float32)
-        sims = q @ self.pieces.T.astype(np.float32)  # (question pieces, all clause pieces)
+        sims = q @ self.pieces.T  # (question pieces, all clause pieces)
         best = np.maximum.reduceat(sims, self.starts, axis=1)  # (question pieces, clauses)
         return best.mean(0).astype(np.float32)
 
