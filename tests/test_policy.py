@@ -191,3 +191,24 @@ def test_ask_command_contracts(tmp_path: Path) -> None:
     assert school.returncode == 0 and "clause 30" in school.stdout
     missing = hm("ask", "--policy", str(tmp_path / "nope.txt"), "hello")
     assert missing.returncode == 2 and "no such policy file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_late_interaction_uses_the_clause_word_pieces_closest_to_the_question() -> None:
+    """Max-sim over MiniLM word pieces: the pooled vectors are the encoder's own, and a clause holding the
+    question's words scores above one about something else."""
+    import numpy as np
+
+    from handlers.embedding import shared_model
+    from handlers.policy.tokens import encode_tokens
+
+    model = shared_model()
+    texts = ["Can I accept a friend request from a pupil?", "The minibus must be booked a week ahead."]
+    pooled, pieces, words = encode_tokens(model, texts, max_tokens=128)
+    assert np.allclose(pooled, model.encode(texts, max_tokens=128), atol=1e-5)
+    assert words[0][:3] == ["can", "i", "accept"] and pieces[0].dtype == np.float16
+    index = index_for(SHARED / "policies" / "northgate.txt")
+    _, q_pieces, q_words = encode_tokens(model, ["Can I accept friend requests from students?"])
+    late = index.late_interaction(q_pieces[0], q_words[0])
+    assert late.shape == (len(index.clauses),) and float(late.max()) <= 1.0 + 1e-3
+    best = index.clauses[int(np.argmax(late))].text.lower()
+    assert "friend" in best

@@ -13,7 +13,7 @@ from handlers.policy.parse import Clause
 from handlers.policy.verdict import sentences, verdict_for
 from tests.conftest import REPO, SHARED
 
-TRAIN = (REPO / "tests" / "data" / "policy_train.jsonl", REPO / "tests" / "data" / "policy_train_v2.jsonl")
+TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3"))
 
 
 def test_training_sets_span_all_eleven_policies_with_uncovered_questions() -> None:

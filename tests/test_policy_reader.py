@@ -160,3 +160,25 @@ def test_a_clause_is_for_the_audience_its_own_first_words_name() -> None:
     assert modality(clause("Staff must not accept friend requests.")) == (True, False, False)
     assert modality(clause("Staff should report abuse to the headteacher.")) == (False, True, False)
     assert modality(clause("Staff may use their phones in the staff room.")) == (False, False, True)
+
+
+def test_cover_sheet_fields_are_rows_with_their_wrapped_values(tmp_path: Path) -> None:
+    """A cover sheet's "Field: value" lines are one citable row each (never a heading, never glued together),
+    a value set apart from its field or a date wrapped after its month joined on."""
+    northgate = {c.text: c for c in load_policy(POLICIES / "northgate.txt").clauses}
+    assert northgate["Next review due by: September 2026"].kind == "row"
+    assert northgate["Approved by: Northgate Governing Body"].kind == "row"
+    assert not any(c.heading.startswith("Next review") for c in northgate.values())
+    harwell = [c.text for c in load_policy(POLICIES / "harwell.txt").clauses if c.kind == "row"]
+    assert "Ratified by FGB 17 November 2020" in harwell and "Next review due academic year 2022/2023" in harwell
+    (tmp_path / "p.txt").write_text(
+        "Oakfield Social Media Policy\n\nVersion: 2\nDate approved:\n\n3 March 2025\n\nPersonal use\n\n"
+        "Staff must not accept friend requests from current pupils on any social media platform at all.\n"
+        "Review: the policy is a living document and the sentence is long enough to be prose, not a field.\n",
+        encoding="utf-8",
+    )
+    read = load_policy(tmp_path / "p.txt")
+    rows = [c.text for c in read.clauses if c.kind == "row"]
+    assert rows == ["Version: 2", "Date approved: 3 March 2025"]
+    assert any("cover-sheet fields" in w for w in read.warnings)
+    assert not any(w.startswith("2 clauses are under 25") for w in read.warnings)

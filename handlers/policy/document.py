@@ -12,13 +12,14 @@ from datetime import date
 from pathlib import Path
 
 from handlers.policy.audience import tag
+from handlers.policy.cover import cover_rows
 from handlers.policy.furniture import clean
 from handlers.policy.parse import Clause, split_clauses
 from handlers.policy.reader import Line, PolicyError, read_source
 
 __all__ = ["PolicyDocument", "PolicyError", "load_policy"]
 
-PARSER_VERSION = "6"
+PARSER_VERSION = "7"
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _NEXT_REVIEW = re.compile(r"next review(?: date| due)?(?: by| on)?\s*:?\s*(.+)", re.I)
 _LAST_REVIEW = re.compile(r"(?:last )?reviewed(?: by [^\t:]*)?(?: on)?\s*[:\t]\s*(.+)", re.I)
@@ -97,7 +98,7 @@ def _metadata(source: list[Line]) -> tuple[str | None, str | None, str | None, s
 def load_policy(path: str | Path) -> PolicyDocument:
     path = Path(path).expanduser()
     source = read_source(path)
-    cleaned = clean(source)
+    cleaned = cover_rows(clean(source))
     text = "\n".join(line.text for line in cleaned.lines)
     clauses = tag(split_clauses(cleaned.lines))
     if not clauses:
@@ -127,7 +128,7 @@ def _rows(lines: list[Line]) -> list[str]:
 def _quality(clauses: list[Clause]) -> list[str]:
     """What a school should check: fragments, and clauses with no heading."""
     out = []
-    short = [c for c in clauses if len(c.text) < 25]
+    short = [c for c in clauses if len(c.text) < 25 and c.kind != "row"]  # "Version: 1.0" is a whole row
     if short:
         examples = ", ".join(f'{c.label} "{c.text}"' for c in short[:3])
         out.append(

@@ -67,6 +67,7 @@ FEATURES = (
     "words_rank",
     "heading_coverage",
     "permission_forbids",
+    "late",
     *(f"role_{r}" for r in ROLES),
     "audience_staff",
     "audience_other",
@@ -112,6 +113,7 @@ class QueryFeatures:
     heading_coverage: np.ndarray | None = None  # share of the question's known words in the clause's heading path
     unknown: float = 0.0  # share of the question's words this policy never uses
     centroid: float = 0.0  # meaning similarity of the question to the policy as a whole
+    late: np.ndarray | None = None  # late-interaction (max-sim) similarity of the question's word pieces
 
     def column(self, name: str) -> np.ndarray:
         return self.static[:, STATIC.index(name)]
@@ -145,6 +147,7 @@ class QueryFeatures:
                 _reciprocal_rank(self.words),
                 self.heading_coverage if self.heading_coverage is not None else np.zeros(len(self.words)),
                 permission * self.column("forbids"),
+                self.late if self.late is not None else self.dense,
             ],
             axis=1,
         )

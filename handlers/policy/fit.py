@@ -31,7 +31,7 @@ from handlers.policy.model import ABSTAIN_FEATURES, MODEL_PATH, Model, abstain_s
 from handlers.policy.parse import normalise
 
 REPO = Path(__file__).resolve().parents[2]
-TRAIN = (REPO / "tests" / "data" / "policy_train.jsonl", REPO / "tests" / "data" / "policy_train_v2.jsonl")
+TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3"))
 POLICIES = REPO.parent / "shared" / "policies"
 L2 = 0.03  # chosen by `--choose-l2` (leave-one-policy-out over L2_GRID) on the training questions
 L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -68,21 +68,27 @@ def examples(rows: list[dict], policies: Path) -> list[Example]:
 
 
 def fit_ranker(train: list[Example], *, steps: int = STEPS, rate: float = 1.0, l2: float | None = None) -> np.ndarray:
-    """Listwise softmax fit: maximise the probability mass on each question's gold clauses."""
+    """Listwise softmax fit: maximise the probability mass on each question's gold clauses (all questions'
+    clauses stacked in one matrix, softmax per question by segment sums)."""
     answerable = [e for e in train if not e.abstain and e.positive.any()]
     w = np.zeros(train[0].x.shape[1] if train else len(FEATURES), dtype=np.float64)
+    if not answerable:
+        return w
+    x = np.concatenate([e.x for e in answerable]).astype(np.float64)
+    positive = np.concatenate([e.positive for e in answerable])
+    sizes = np.array([len(e.x) for e in answerable])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    segment = np.repeat(np.arange(len(answerable)), sizes)
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     penalty = L2 if l2 is None else l2
     for step in range(1, steps + 1):
-        grad = penalty * w
-        for e in answerable:
-            z = e.x @ w
-            p = np.exp(z - z.max())
-            p /= p.sum()
-            q = np.where(e.positive, p, 0.0)
-            q /= q.sum()
-            grad += e.x.T @ (p - q) / len(answerable)
+        z = x @ w
+        p = np.exp(z - np.maximum.reduceat(z, starts)[segment])
+        p /= np.add.reduceat(p, starts)[segment]
+        q = np.where(positive, p, 0.0)
+        q /= np.add.reduceat(q, starts)[segment]
+        grad = penalty * w + x.T @ (p - q) / len(answerable)
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         w -= rate * 0.1 * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)

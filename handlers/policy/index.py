@@ -25,7 +25,8 @@ from handlers.embedding import MiniLM, ModelUnavailable, shared_model
 from handlers.policy.document import PolicyDocument
 from handlers.policy.features import FEATURES, QueryFeatures, clause_features
 from handlers.policy.model import Model, load_model
-from handlers.policy.vocabulary import canonical_tokens
+from handlers.policy.tokens import encode_tokens
+from handlers.policy.vocabulary import STOPWORDS, canonical_tokens
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ class PolicyIndex:
             self.encoder = None
         self.vectors: np.ndarray | None = None
         self.heading_vectors: np.ndarray | None = None
+        self.pieces = np.zeros((0, 384), dtype=np.float32)  # every clause's word-piece vectors, one after another
+        self.starts = np.zeros(0, dtype=np.int64)  # where each clause's word pieces begin in `pieces`
         if self.encoder is not None:
-            self.vectors, self.heading_vectors = self._vectors(use_cache)
+            self.vectors, self.heading_vectors, pieces, self.starts = self._vectors(use_cache)
+            self.pieces = pieces.astype(np.float32)  # float16 on disk; float32 here, for BLAS at question time
         self.centroid = np.zeros(384, dtype=np.float32)
         if self.vectors is not None and len(self.vectors):
             mean = self.vectors.mean(0)
@@ -97,32 +101,48 @@ class PolicyIndex:
         self._queries: dict[str, QueryFeatures] = {}
         self.build_seconds = time.perf_counter() - started
 
-    def _vectors(self, use_cache: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _vectors(self, use_cache: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Clause vectors, heading vectors per clause, word-piece vectors and their clause offsets (cached)."""
         assert self.encoder is not None
         headings = sorted({c.heading for c in self.clauses})
-        path = cache_dir() / f"policy-{self.document.digest}-v2.npz"
+        path = cache_dir() / f"policy-{self.document.digest}-v3.npz"
         if use_cache and path.exists():
             try:
                 saved = np.load(path)
-                if saved["clauses"].shape == (len(self.clauses), 384):
-                    return saved["clauses"], saved["headings"]
+                if saved["clauses"].shape == (len(self.clauses), 384) and len(saved["starts"]) == len(self.clauses):
+                    return saved["clauses"], saved["headings"], saved["pieces"], saved["starts"]
             except (OSError, ValueError, KeyError):
                 log.warning("policy_cache_unreadable path=%s rebuilding", path)
         texts = [c.context for c in self.clauses]
-        encoded = self.encoder.encode(texts + [h or "policy" for h in headings], max_tokens=INDEX_TOKENS)
-        vectors, heading_vectors = encoded[: len(texts)], encoded[len(texts) :]
+        vectors, pieces, _ = encode_tokens(self.encoder, texts, max_tokens=INDEX_TOKENS)
+        heading_vectors = self.encoder.encode([h or "policy" for h in headings], max_tokens=INDEX_TOKENS)
         row = {h: i for i, h in enumerate(headings)}
         by_clause = heading_vectors[[row[c.heading] for c in self.clauses]] if self.clauses else heading_vectors
+        starts = np.cumsum([0] + [len(p) for p in pieces[:-1]]).astype(np.int64) if pieces else np.zeros(0, np.int64)
+        flat = np.concatenate(pieces) if pieces else np.zeros((0, 384), dtype=np.float16)
         if use_cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npz")
                 with tmp.open("wb") as handle:
-                    np.savez(handle, clauses=vectors, headings=by_clause)
+                    np.savez(handle, clauses=vectors, headings=by_clause, pieces=flat, starts=starts)
                 tmp.replace(path)
             except OSError as exc:
                 log.warning("policy_cache_not_written path=%s error=%s", path, exc)
-        return vectors, by_clause
+        return vectors, by_clause, flat, starts
+
+    def late_interaction(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
+        """Per clause, the mean over the question's content word pieces of their best cosine with any of the
+        clause's word pieces (ColBERT-style max-sim; 0 without embeddings)."""
+        content = [i for i, w in enumerate(words) if w.lstrip("#") not in STOPWORDS and len(w.lstrip("#")) > 1]
+        if not len(self.starts) or not len(self.pieces):
+            return np.zeros(len(self.clauses), dtype=np.float32)
+        q = (pieces[content] if content else pieces).astype(np.float32)
+        if not len(q):
+            return np.zeros(len(self.clauses), dtype=np.float32)
+        sims = q @ self.pieces.T  # (question pieces, all clause pieces)
+        best = np.maximum.reduceat(sims, self.starts, axis=1)  # (question pieces, clauses)
+        return best.mean(0).astype(np.float32)
 
     def bm25(self, query_tokens: list[str]) -> np.ndarray:
         scores = np.zeros(len(self.clauses), dtype=np.float32)
@@ -147,15 +167,19 @@ class PolicyIndex:
         new = [q for q in dict.fromkeys(questions) if q not in self._queries]
         if not new:
             return
-        vectors = self.encoder.encode(new) if self.encoder is not None and self.vectors is not None else None
+        if self.encoder is None or self.vectors is None:
+            for question in new:
+                self._queries[question] = self._query(question)
+            return
+        vectors, pieces, words = encode_tokens(self.encoder, new)
         for n, question in enumerate(new):
-            self._queries[question] = self._query(question, None if vectors is None else vectors[n])
+            self._queries[question] = self._query(question, (vectors[n], pieces[n], words[n]))
 
     def forget_queries(self) -> None:
         """Drop the kept question features (bench/ask.py times each answer as a first asking)."""
         self._queries.clear()
 
-    def _query(self, question: str, vector: np.ndarray | None = None) -> QueryFeatures:
+    def _query(self, question: str, encoded: tuple[np.ndarray, np.ndarray, list[str]] | None = None) -> QueryFeatures:
         tokens = canonical_tokens(question)
         words = self.bm25(tokens)
         wanted = {t for t in tokens if t in self.idf}
@@ -165,11 +189,15 @@ class PolicyIndex:
         )
         centroid = 0.0
         if self.vectors is not None and self.heading_vectors is not None and self.encoder is not None:
-            q = vector if vector is not None else self.encoder.encode([question])[0]
+            if encoded is None:
+                pooled, pieces, names = encode_tokens(self.encoder, [question])
+                encoded = (pooled[0], pieces[0], names[0])
+            q = encoded[0]
             dense, heading = self.vectors @ q, self.heading_vectors @ q
             centroid = float(self.centroid @ q)
+            late = self.late_interaction(encoded[1], encoded[2])
         else:
-            dense = heading = np.zeros(len(self.clauses), dtype=np.float32)
+            dense = heading = late = np.zeros(len(self.clauses), dtype=np.float32)
         unknown = 1.0 - len(wanted) / len(set(tokens)) if tokens else 1.0
         weighted = np.zeros(len(self.clauses), dtype=np.float32)
         total = sum(self.idf[t] for t in wanted)
@@ -179,7 +207,18 @@ class PolicyIndex:
         people = set(tokens) & PEOPLE
         entities = np.array([1.0 if people <= tf.keys() else 0.0 for tf in self.tf], dtype=np.float32)
         return QueryFeatures(
-            question, words, dense, heading, coverage, self.static, weighted, entities, in_heading, unknown, centroid
+            question,
+            words,
+            dense,
+            heading,
+            coverage,
+            self.static,
+            weighted,
+            entities,
+            in_heading,
+            unknown,
+            centroid,
+            late,
         )
 
     def matrix(self, question: str) -> tuple[QueryFeatures, np.ndarray]:

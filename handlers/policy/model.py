@@ -14,7 +14,7 @@ from handlers.policy.features import FEATURES, QueryFeatures
 from handlers.policy.reader import PolicyError
 
 MODEL_PATH = Path(__file__).with_name("policy_model.json")
-ABSTAIN_FEATURES = ("top_dense", "max_dense", "top_words", "unknown_words", "top_entities")
+ABSTAIN_FEATURES = ("top_dense", "max_dense", "top_words", "unknown_words", "top_entities", "top_coverage")
 
 
 @dataclass(slots=True)
@@ -45,13 +45,15 @@ def abstain_signals(scores: np.ndarray, x: np.ndarray, query: QueryFeatures) -> 
     """What says "nothing here is about the question", in measures that mean the same in any policy (not the
     ranker's score or heading match, which depend on how a policy is written): the best clause's meaning and
     word match, the best meaning similarity anywhere, the share of the question's words the policy never
-    uses, and whether the best clause names the people the question is about (a parent, a former pupil ...)."""
+    uses, whether the best clause names the people the question is about (a parent, a former pupil ...), and
+    the share of the question's known words the best clause holds."""
     if len(scores) == 0:
         return np.zeros(len(ABSTAIN_FEATURES), dtype=np.float32)
     top = int(np.argmax(scores))
-    dense, words, entities = (FEATURES.index(name) for name in ("dense", "words_log", "entities"))
+    dense, words, entities, coverage = (FEATURES.index(name) for name in ("dense", "words_log", "entities", "coverage"))
     return np.array(
-        [x[top, dense], x[:, dense].max(), x[top, words], query.unknown, x[top, entities]], dtype=np.float32
+        [x[top, dense], x[:, dense].max(), x[top, words], query.unknown, x[top, entities], x[top, coverage]],
+        dtype=np.float32,
     )
 
 

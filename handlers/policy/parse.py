@@ -207,7 +207,12 @@ class PolicyParser:
             return
         layout_body = self.marked and self.style in ("body", "small", "row", "bullet")
         titled = _title_like(line) and bool(_BULLET.match(self.next) or _NUMBER.match(self.next))
-        if not bullet and not layout_body and _is_heading(line, ended or short_previous or titled):
+        if (
+            not bullet
+            and not layout_body
+            and self.style != "row"
+            and _is_heading(line, ended or short_previous or titled)
+        ):
             self._set_heading(line)
             return
         if bullet:
