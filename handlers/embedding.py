@@ -108,6 +108,13 @@ def batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[
     return out
 
 
+def pool(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over the real tokens, unit length: the sentence vector sentence-transformers makes."""
+    summed = (states * mask[:, :, None]).sum(1)
+    pooled = summed / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
 class MiniLM:
     """Encoder for all-MiniLM-L6-v2; `encode` returns unit vectors (n, 384) float32."""
 
@@ -144,7 +151,8 @@ class MiniLM:
             )
         self.load_seconds = time.perf_counter() - started
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
+    def states(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
+        """The last layer's vector for every token, (batch, length, DIM) float32 (padding rows included)."""
         batch, length = ids.shape
         # Linear layers run on (batch*length, 384): one large BLAS call, not one per sentence.
         x = (self.word[ids] + self.position[:length] + self.token_type).reshape(batch * length, DIM)
@@ -164,10 +172,10 @@ class MiniLM:
             ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, DIM)
             x = _layer_norm(x + ctx @ o_w + o_b, *ln1)
             x = _layer_norm(x + _gelu(x @ i_w + i_b) @ out_w + out_b, *ln2)
-        x = x.reshape(batch, length, DIM)
-        summed = (x * mask[:, :, None]).sum(1)
-        pooled = summed / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return x.reshape(batch, length, DIM)
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
+        return pool(self.states(ids, mask, layers), mask)
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, max_tokens: int = MAX_TOKENS, layers: int = LAYERS
