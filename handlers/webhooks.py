@@ -34,7 +34,7 @@ from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.leases import claim_webhook_events, retrying, worker_id
 from storage.models import WebhookEvent
-from storage.queries import insert_ignore
+from storage.queries import enqueue, insert_ignore
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> int:
             assert event is not None
             event.attempts += 1
             if isinstance(found, Exception):
-                _failed(event, found)
+                _failed(session, event, found, config)
             else:
                 event.status, event.processed_at = ("processed" if found else "ignored"), utcnow()
                 event.lease_owner, event.lease_until = None, None
@@ -158,21 +158,52 @@ def _record(service: WebhookRuntime, parsed: dict[int, Parsed]) -> int:
     return stored
 
 
-def _failed(event: WebhookEvent, error: BaseException) -> None:
-    """Count a failure; the lease now says when to try again (backing off), or the event is given up."""
+def _failed(session: Session, event: WebhookEvent, error: BaseException, config: Config) -> None:
+    """Count a failure; the lease now says when to try again (backing off), or the event is given
+    up, and then the moderators are told (a delivery that can never be read is never silent)."""
     event.status = "failed" if event.attempts >= MAX_ATTEMPTS else "pending"
     event.error = f"{type(error).__name__}: {error}"[:2000]
     event.lease_owner = None
     event.lease_until = utcnow() + min(timedelta(minutes=5), RETRY_AFTER * 2 ** max(event.attempts - 1, 0))
+    if event.status == "failed":
+        _tell_given_up(session, event, config)
 
 
-def _count_failure(engine: Engine, event_id: int, error: BaseException) -> str:
-    with session_scope(engine) as session:
+def _tell_given_up(session: Session, event: WebhookEvent, config: Config) -> None:
+    """One health note per given-up delivery, to the moderators of the school it was sent to (of
+    every school with an account on that platform when the platform sends to one app-wide address).
+    It names the delivery, never its content: the body may hold a safeguarding disclosure."""
+    known = {a.id: a for a in config.accounts}
+    if event.account_id in known:
+        schools = {config.school_of(known[event.account_id]).id}
+    else:
+        schools = {config.school_of(a).id for a in config.accounts if a.platform == event.platform}
+    for school_id in sorted(schools or {s.id for s in config.schools}):
+        enqueue(
+            session,
+            dedupe_key=f"webhook-given-up:{event.id}:{school_id}",
+            school_id=school_id,
+            kind="health",
+            audience="moderators",
+            now=utcnow(),
+            payload={
+                "headline": "A webhook delivery could not be read",
+                "text": f"A {event.platform} webhook delivery (number {event.id}) failed {event.attempts} times "
+                "and is no longer retried. It is kept exactly as it arrived, so nothing in it is lost; the "
+                f"log line webhook_processing_failed id={event.id} says why. Check the account's connection "
+                "and what the platform is sending.",
+            },
+        )
+    log.error("webhook_given_up id=%s platform=%s attempts=%d", event.id, event.platform, event.attempts)
+
+
+def _count_failure(service: WebhookRuntime, event_id: int, error: BaseException) -> str:
+    with session_scope(service.engine) as session:
         event = session.get(WebhookEvent, event_id)
         if event is None:
             return "missing"
         event.attempts += 1
-        _failed(event, error)
+        _failed(session, event, error, service.config)
         session.add(event)
         log.error("webhook_processing_failed id=%s attempts=%d error=%r", event_id, event.attempts, error)
         return event.status
@@ -191,7 +222,7 @@ async def process(service: WebhookRuntime, deliveries: list[_Delivery], executor
         return await loop.run_in_executor(executor, _record, service, parsed)
     except Exception as exc:
         if len(parsed) == 1:
-            await loop.run_in_executor(executor, _count_failure, service.engine, next(iter(parsed)), exc)
+            await loop.run_in_executor(executor, _count_failure, service, next(iter(parsed)), exc)
             return 0
         log.warning("webhook_batch_failed events=%d retrying one by one", len(parsed), exc_info=True)
     return sum([await process(service, [delivery], executor) for delivery in deliveries])

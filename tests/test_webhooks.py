@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from hallmonitor.app import create_app
 from hallmonitor.service import Service
+from storage.db import session_scope
 from storage.models import Item, Outbox, WebhookEvent
 from storage.types import utcnow
 from tests.helpers import RecordingSurface, count
@@ -224,3 +225,37 @@ def test_generic_webhook_is_signed_and_creates_items(config, engine: Engine) -> 
     with session_scope(engine) as s:
         items = {i.external_id: (i.kind, i.category, i.escalate) for i in s.scalars(select(Item))}
     assert items == {"f1": ("message", "question", "none"), "f2": ("message", "safeguarding", "dsl")}
+
+
+def test_a_delivery_that_keeps_failing_is_given_up_and_the_moderators_are_told(  # type: ignore[no-untyped-def]
+    config, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import pipeline
+    from handlers.webhooks import MAX_ATTEMPTS, retry_pending
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(pipeline, "ingest", crash)
+    secret = "A man keeps messaging my daughter and says it is our secret"
+    body = feed_event(PAGE, f"{PAGE}_1_45", secret)
+
+    async def go() -> None:
+        async with client(config, engine) as c:
+            await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
+            await c.drain()
+
+    run(go())
+    service = Service(config=config, engine=engine, surface=RecordingSurface())
+    for attempt in range(2, MAX_ATTEMPTS + 1):  # the worker retrying, each time past the backoff
+        asyncio.run(retry_pending(service, now=utcnow() + timedelta(hours=attempt)))
+    with session_scope(engine) as s:
+        events = list(s.scalars(select(WebhookEvent)))
+        notes = list(s.scalars(select(Outbox).where(col(Outbox.kind) == "health")))
+    assert [(e.status, e.attempts) for e in events] == [("failed", MAX_ATTEMPTS)]
+    assert len(notes) == 1 and notes[0].audience == "moderators" and notes[0].school_id == "northgate"
+    told = json.dumps(notes[0].payload)
+    assert f"number {events[0].id}" in told and "no longer retried" in told
+    assert "daughter" not in told and "secret" not in told  # names the delivery, never its content
+    asyncio.run(retry_pending(service, now=utcnow() + timedelta(days=1)))  # nothing more is tried or told
+    assert count(engine, Outbox, col(Outbox.kind) == "health") == 1
