@@ -79,14 +79,9 @@ def _queue(engine: Engine, kind: str, audience: str, n: int, tag: str) -> None:
 
 
 @pytest.fixture
-def config(write_config: Callable[..., Config], engine: Engine) -> Config:
+def config(synced_config: Config) -> Config:
     """The base school and staff, console surface, no accounts; written to the engine's database."""
-    from storage.queries import sync_config
-
-    written = write_config()
-    with session_scope(engine) as s:
-        sync_config(s, config=written)
-    return written
+    return synced_config
 
 
 def test_a_claim_is_exclusive_escalations_first_and_a_dead_workers_claim_comes_back_as_maybe_sent(
