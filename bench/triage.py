@@ -102,8 +102,8 @@ def main() -> None:
     imported = time.perf_counter() - started
     clf = HybridClassifier()
     fast = HybridClassifier(semantic=False)
-    print("bench/triage.py: rules + hashed-feature head + MiniLM (int8) second look where unsure")
-    print(f"  load: imports {imported:.2f} s, head and int8 MiniLM {clf.load_seconds * 1000:.0f} ms")
+    print("bench/triage.py: rules + hashed-feature head + MiniLM (float NumPy, as shipped) second look where unsure")
+    print(f"  load: imports {imported:.2f} s, head and MiniLM {clf.load_seconds * 1000:.0f} ms")
     print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for name, texts in mixes(args.mix).items():
         print(f"{name}: {len(texts)} distinct comments")
