@@ -18,6 +18,7 @@ from core.config import Config
 from monitors.registry import load_config
 from storage.db import open_database, session_scope
 from storage.queries import sync_config
+from tests.engine_servers import FeedServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -98,6 +99,14 @@ def write_config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(path)
 
     return write
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    """Loopback feeds for the engine tests (tests/engine_servers.py), three entries each."""
+    server = FeedServer(items=3)
+    yield server
+    server.close()
 
 
 @pytest.fixture

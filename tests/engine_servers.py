@@ -41,6 +41,8 @@ class FeedServer:
 
     def __init__(self, items: int = 3, trickle_s: float = 0.2, bomb_mb: int = 0) -> None:
         self.trickling = threading.Event()
+        self.asked: set[int] = set()  # the feed numbers asked for
+        self.lock = threading.Lock()
         self.trickle_ended = threading.Event()
         self.release = threading.Event()
         bomb = gzip_bomb(bomb_mb) if bomb_mb else b""
@@ -69,6 +71,8 @@ class FeedServer:
                     self.wfile.write(bomb)
                     return
                 feed = int(self.path.split("/")[-1].split(".")[0])
+                with server.lock:
+                    server.asked.add(feed)
                 extra = ""
                 if "dsl" in self.path:
                     extra = (

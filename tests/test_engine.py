@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -232,13 +232,6 @@ def test_a_slow_slack_never_slows_the_webhooks(tmp_path: Path, monkeypatch: pyte
     assert count(engine, Item) + count(engine, WebhookEvent, col(WebhookEvent.status) == "pending") == 16
     with session_scope(engine) as s:  # the stop gave back every claim
         assert not list(s.scalars(select(Delivery).where(col(Delivery.lease_owner).is_not(None))))
-
-
-@pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    server = FeedServer(items=3)
-    yield server
-    server.close()
 
 
 def _trickle_service(

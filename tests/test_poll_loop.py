@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
 from hallmonitor.service import Service
@@ -20,53 +18,10 @@ from handlers.verdict import Verdict
 from monitors.registry import load_config
 from storage.models import Item
 from tests.conftest import BASE_CONFIG, account_block
-from tests.engine_servers import feed_xml
+from tests.engine_servers import FeedServer
 from tests.helpers import RecordingSurface, count
 
 FEEDS = 6
-
-
-class Feeds:
-    """Feed n at /feed/<n>.xml (three entries); remembers which feeds were asked for."""
-
-    def __init__(self) -> None:
-        self.asked: set[int] = set()
-        lock, asked = threading.Lock(), self.asked
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                feed = int(self.path.split("/")[-1].split(".")[0])
-                with lock:
-                    asked.add(feed)
-                body = feed_xml(feed, 3)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # the service closing its kept-alive connections at stop
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def feeds() -> Iterator[Feeds]:
-    server = Feeds()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 class HeldTriage(RuleClassifier):
@@ -83,7 +38,7 @@ class HeldTriage(RuleClassifier):
 
 
 def test_the_next_batch_is_fetched_while_the_first_is_still_being_triaged(
-    tmp_path: Path, engine: Engine, feeds: Feeds
+    tmp_path: Path, engine: Engine, feeds: FeedServer
 ) -> None:
     urls = [f"{feeds.base}/feed/{n}.xml" for n in range(FEEDS)]
     text = BASE_CONFIG.format(db=tmp_path / "hm.db").replace('tick = "1s"', 'tick = "1s"\nmax_concurrent_polls = 2')
