@@ -13,10 +13,10 @@ from sqlmodel import Session
 
 from core.chat import Notification, Posted
 from core.config import Config
-from core.domain import Audience
 from core.errors import Unreachable
+from handlers.health_notes import HealthNote, tell_moderators
 from storage.models import CardCopy, Delivery, Item, Outbox
-from storage.queries import enqueue, insert_ignore, mark_delivery
+from storage.queries import insert_ignore, mark_delivery
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -165,18 +165,12 @@ def dead(
     who = person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")
     item = session.get(Item, row.item_id) if row.item_id else None
     known = item is not None and item.account_id in {a.id for a in config.accounts}
-    enqueue(
-        session,
-        dedupe_key=f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}",
-        school_id=row.school_id,
-        kind="health",
-        audience=Audience.MODERATORS,
-        now=now,
-        payload={
-            "headline": "Someone cannot be reached",
-            "text": f"{who} could not be sent a {row.kind} on {delivery.surface} "
-            f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
-            f"{error[:300]}",
-            "account": item.account_id if item and known else None,
-        },
+    note = HealthNote(
+        headline="Someone cannot be reached",
+        text=f"{who} could not be sent a {row.kind} on {delivery.surface} "
+        f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
+        f"{error[:300]}",
+        account=item.account_id if item and known else None,
     )
+    dedupe = f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}"
+    tell_moderators(session, school_id=row.school_id, key=dedupe, note=note, now=now)
