@@ -6,6 +6,7 @@ as the bytes that arrived."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import cast
 
@@ -202,3 +203,41 @@ def test_stored_text_bodies_become_their_utf8_bytes(engine: Engine) -> None:
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
     assert event.body == '{"text": "caf\u00e9"}'.encode()
+
+
+def _alembic(conn: object) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def test_downgrading_0007_keeps_bodies_that_are_not_utf8_text_and_upgrading_restores_them(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Down to 0006 (text bodies): UTF-8 text stays text; a body that is not UTF-8, holds a NUL, or
+    is text that looks marked is kept as the marker and its base64 (PostgreSQL refused these with
+    an error before). Up again: every body is its exact bytes."""
+    mark = "hallmonitor-0007-base64:"
+    bodies = {
+        "text": '{"text": "caf\u00e9"}'.encode(),
+        "latin1": '{"text": "caf\u00e9"}'.encode("latin-1"),
+        "utf16": json.dumps({"text": "hi"}).encode("utf-16"),
+        "nul": b'{"text": "a\x00b"}',
+        "looks_marked": (mark + "e30=").encode(),
+    }
+    with session_scope(engine) as s:
+        for name, body in bodies.items():
+            s.add(WebhookEvent(platform="webhook", digest=name, body=body))
+    with engine.begin() as conn:
+        command.downgrade(_alembic(conn), "0006")
+        kept = {digest: body for digest, body in conn.execute(text("SELECT digest, body FROM webhookevent"))}
+    assert kept["text"] == '{"text": "caf\u00e9"}'
+    assert "webhook_bodies_kept_as_base64 count=4" in caplog.text  # and says so
+    for name in ("latin1", "utf16", "nul", "looks_marked"):
+        assert kept[name].startswith(mark) and base64.b64decode(kept[name].removeprefix(mark)) == bodies[name]
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "head")
+    with session_scope(engine) as s:
+        restored = {e.digest: e.body for e in s.scalars(select(WebhookEvent))}
+    assert restored == bodies
