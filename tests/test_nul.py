@@ -24,9 +24,17 @@ from storage.db import MIGRATIONS, session_scope
 from storage.models import Delivery, Item, Outbox, Source, WebhookEvent
 from storage.queries import sync_config
 from storage.types import ESCAPE, nul_escape, nul_unescape, utcnow
+from tests.helpers import post_and_drain
 from tests.test_webhooks import client, config, run, sign  # noqa: F401  (config is a fixture)
 
 AWKWARD = ["", "plain", "\x00", "a\x00b\x00", ESCAPE, ESCAPE + "0", "\x00" + ESCAPE * 3 + "0\x00", "é\U0001f600\x00"]
+
+
+def _post_form(config: Config, engine: Engine, body: bytes) -> httpx.Response:
+    """The website form's webhook, signed, posted and processed."""
+    return post_and_drain(
+        config, engine, "/webhooks/generic/form", body, {"X-Signature-256": sign(body, "form-secret")}
+    )
 
 
 @pytest.mark.parametrize("value", AWKWARD)
@@ -47,16 +55,7 @@ def test_a_nul_in_a_webhook_comment_is_stored_and_read_back_exactly(config: Conf
         ]
     ).encode()
     assert b"\\u0000" in body
-
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            answer = await c.post(
-                "/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "form-secret")}
-            )
-            await c.drain()
-            return answer
-
-    assert run(go()).status_code == 200
+    assert _post_form(config, engine, body).status_code == 200
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
         item = s.scalars(select(Item)).one()
@@ -74,16 +73,7 @@ def test_a_utf16_body_with_nul_bytes_is_kept_as_it_arrived(config: Config, engin
     """JSON may come in UTF-16, whose bytes are full of NULs; the text used to be decoded as UTF-8."""
     body = json.dumps({"id": "u1", "text": "Can Year 2 wear costumes on Friday?"}).encode("utf-16-le")
     assert b"\x00" in body
-
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            answer = await c.post(
-                "/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "form-secret")}
-            )
-            await c.drain()
-            return answer
-
-    assert run(go()).status_code == 200
+    assert _post_form(config, engine, body).status_code == 200
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
         item = s.scalars(select(Item)).one()
