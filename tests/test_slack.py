@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,26 +115,7 @@ class Harness:
     def click_payload(
         self, user: str, action: str, value: str, *, channel: str = "CMOD", ts: str = "1700.1", team: str = "T1"
     ) -> dict[str, Any]:
-        """A block_actions payload as Slack sends it: each click its own trigger_id and action_ts."""
-        return {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": team},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": f"trig-{self.unique()}",
-            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-            "channel": {"id": channel},
-            "actions": [
-                {
-                    "action_id": f"hm:{action}",
-                    "value": value,
-                    "type": "button",
-                    "block_id": "b",
-                    "action_ts": self.unique(),
-                }
-            ],
-        }
+        return click_payload(self.unique, user, action, value, channel=channel, ts=ts, team=team)
 
     async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
         where = {k: kw.pop(k) for k in ("channel", "ts", "team") if k in kw}
@@ -153,6 +134,25 @@ class Harness:
                 return calls
             await asyncio.sleep(0.02)
         raise AssertionError(f"{method} not called {n} time(s): {self.mock.calls}")
+
+
+def click_payload(
+    unique: Callable[[], str], user: str, action: str, value: str, *, channel: str, ts: str, team: str = "T1"
+) -> dict[str, Any]:
+    """A block_actions payload as Slack sends it: each click its own trigger_id and action_ts (from `unique`)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": team},
+        "api_app_id": "A1",
+        "token": "x",
+        "trigger_id": f"trig-{unique()}",
+        "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+        "channel": {"id": channel},
+        "actions": [
+            {"action_id": f"hm:{action}", "value": value, "type": "button", "block_id": "b", "action_ts": unique()}
+        ],
+    }
 
 
 def ids(engine: Engine) -> dict[str, int]:
