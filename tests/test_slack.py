@@ -155,6 +155,28 @@ def click_payload(
     }
 
 
+def submission_payload(
+    user: str, callback_id: str, metadata: str, values: dict[str, str], *, trigger_id: str, view_id: str = "V1"
+) -> dict[str, Any]:
+    """A view_submission payload as Slack sends it: a modal's plain-text inputs (block id -> text)."""
+    state = {block: {"value": {"type": "plain_text_input", "value": text}} for block, text in values.items()}
+    return {
+        "type": "view_submission",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "token": "x",
+        "trigger_id": trigger_id,
+        "view": {
+            "id": view_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": metadata,
+            "state": {"values": state},
+        },
+    }
+
+
 def ids(engine: Engine) -> dict[str, int]:
     with session_scope(engine) as s:
         return {i.external_id: i.id or 0 for i in s.scalars(select(Item))}
@@ -314,25 +336,9 @@ def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engin
         await h.click("UAMIRA", "reply", item)
         view = (await h.wait_for("views.open"))[0]["view"]
         assert view["callback_id"] == "hm_reply"
-        submission = {
-            "type": "view_submission",
-            "user": {"id": "UAMIRA"},
-            "team": {"id": "T1"},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": "t2",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "hm_reply",
-                "private_metadata": view["private_metadata"],
-                "state": {
-                    "values": {
-                        "reply_text": {"value": {"type": "plain_text_input", "value": "It's on Thursday at 2pm"}}
-                    }
-                },
-            },
-        }
+        submission = submission_payload(
+            "UAMIRA", "hm_reply", view["private_metadata"], {"reply_text": "It's on Thursday at 2pm"}, trigger_id="t2"
+        )
         assert (await h.post({"payload": json.dumps(submission)})).status_code == 200
         refusal = (await h.wait_for("chat.postEphemeral"))[0]
         assert "rss does not let us reply" in refusal["text"]  # blog feeds cannot be replied to from here
