@@ -12,7 +12,7 @@ bodies are converted as their UTF-8 encoding.
 Downgrading keeps every body: one that is UTF-8 text without NUL goes back as that text; any
 other (not UTF-8, holding a NUL, or text that itself starts with the marker) is stored as MARK
 followed by its base64, and a warning says how many. Code of revision 0006 cannot parse such a
-body, so its delivery fails and is given up with a health note, but its bytes are still there:
+body (a delivery still pending then fails its retries and is given up), but its bytes are kept:
 upgrading again turns MARK + base64 back into the exact bytes.
 """
 from __future__ import annotations
