@@ -114,6 +114,8 @@ class QueryFeatures:
     unknown: float = 0.0  # share of the question's words this policy never uses
     centroid: float = 0.0  # meaning similarity of the question to the policy as a whole
     late: np.ndarray | None = None  # late-interaction (max-sim) similarity of the question's word pieces
+    pieces: np.ndarray | None = None  # (question content word pieces, clauses): each piece's best max-sim
+    terms: int = 0  # distinct words of the question (stemmed, stopwords dropped)
 
     def column(self, name: str) -> np.ndarray:
         return self.static[:, STATIC.index(name)]

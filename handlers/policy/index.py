@@ -131,18 +131,23 @@ class PolicyIndex:
                 log.warning("policy_cache_not_written path=%s error=%s", path, exc)
         return vectors, by_clause, flat, starts
 
-    def late_interaction(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
-        """Per clause, the mean over the question's content word pieces of their best cosine with any of the
-        clause's word pieces (ColBERT-style max-sim; 0 without embeddings)."""
+    def piece_sims(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
+        """(question content word pieces, clauses): each content word piece's best cosine with any of the
+        clause's word pieces (ColBERT-style max-sim; no rows without embeddings)."""
         content = [i for i, w in enumerate(words) if w.lstrip("#") not in STOPWORDS and len(w.lstrip("#")) > 1]
         if not len(self.starts) or not len(self.pieces):
-            return np.zeros(len(self.clauses), dtype=np.float32)
+            return np.zeros((0, len(self.clauses)), dtype=np.float32)
         q = (pieces[content] if content else pieces).astype(np.float32)
         if not len(q):
-            return np.zeros(len(self.clauses), dtype=np.float32)
+            return np.zeros((0, len(self.clauses)), dtype=np.float32)
         sims = q @ self.pieces.T  # (question pieces, all clause pieces)
-        best = np.maximum.reduceat(sims, self.starts, axis=1)  # (question pieces, clauses)
-        return best.mean(0).astype(np.float32)
+        return np.maximum.reduceat(sims, self.starts, axis=1).astype(np.float32)
+
+    def late_interaction(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
+        """Per clause, the mean over the question's content word pieces of their best cosine with any of the
+        clause's word pieces (0 without embeddings)."""
+        best = self.piece_sims(pieces, words)
+        return best.mean(0) if len(best) else np.zeros(len(self.clauses), dtype=np.float32)
 
     def bm25(self, query_tokens: list[str]) -> np.ndarray:
         scores = np.zeros(len(self.clauses), dtype=np.float32)
@@ -195,9 +200,11 @@ class PolicyIndex:
             q = encoded[0]
             dense, heading = self.vectors @ q, self.heading_vectors @ q
             centroid = float(self.centroid @ q)
-            late = self.late_interaction(encoded[1], encoded[2])
+            best = self.piece_sims(encoded[1], encoded[2])
+            late = best.mean(0) if len(best) else np.zeros(len(self.clauses), dtype=np.float32)
         else:
             dense = heading = late = np.zeros(len(self.clauses), dtype=np.float32)
+            best = np.zeros((0, len(self.clauses)), dtype=np.float32)
         unknown = 1.0 - len(wanted) / len(set(tokens)) if tokens else 1.0
         weighted = np.zeros(len(self.clauses), dtype=np.float32)
         total = sum(self.idf[t] for t in wanted)
@@ -219,6 +226,8 @@ class PolicyIndex:
             unknown,
             centroid,
             late,
+            best,
+            len(set(tokens)),
         )
 
     def matrix(self, question: str) -> tuple[QueryFeatures, np.ndarray]:
