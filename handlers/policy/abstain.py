@@ -47,6 +47,8 @@ ABSTAIN_FEATURES = (
     "dense_gap",  # how far the best clause's meaning similarity stands above the next best
     "question_words",  # how many distinct words the question has (log)
     "top_rule",  # the best clause states a rule
+    "top_window",  # meaning similarity of the best clause's closest passage window
+    "max_window",  # the best passage-window similarity of any clause
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -93,5 +95,7 @@ def abstain_signals(scores: np.ndarray, x: np.ndarray, query: QueryFeatures) -> 
         x[top, _F["dense"]] - (np.sort(dense)[-2] if len(dense) > 1 else dense[0]),
         np.log1p(query.terms),
         x[top, _F["role_rule"]],
+        x[top, _F["window"]],
+        x[:, _F["window"]].max(),
     ]
     return np.array(values, dtype=np.float32)
