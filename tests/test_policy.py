@@ -212,3 +212,31 @@ def test_late_interaction_uses_the_clause_word_pieces_closest_to_the_question() 
     assert late.shape == (len(index.clauses),) and float(late.max()) <= 1.0 + 1e-3
     best = index.clauses[int(np.argmax(late))].text.lower()
     assert "friend" in best
+
+
+def test_passage_windows_are_unit_means_of_each_clauses_own_word_pieces() -> None:
+    """A clause of 40 word pieces has windows at 0, 8, 16 and 24 (ending at its end); a short clause has one
+    window of all its pieces; the best window of a long clause about two things matches either thing."""
+    import numpy as np
+
+    from handlers.policy.index import WINDOW, passage_windows
+
+    rng = np.random.default_rng(0)
+    pieces = rng.normal(size=(40 + 5, 384)).astype(np.float32)
+    windows, starts = passage_windows(pieces, np.array([0, 40]))
+    assert list(starts) == [0, 4] and len(windows) == 5 and WINDOW == 16
+    first = pieces[:16].mean(0)
+    assert np.allclose(windows[0], first / np.linalg.norm(first), atol=1e-5)
+    last = pieces[24:40].mean(0)
+    assert np.allclose(windows[3], last / np.linalg.norm(last), atol=1e-5)
+    short = pieces[40:].mean(0)
+    assert np.allclose(windows[4], short / np.linalg.norm(short), atol=1e-5)
+    tail, _ = passage_windows(pieces[:42], np.array([0]))  # 42 pieces: 0, 8, 16, 24 and one ending at 42
+    assert len(tail) == 5 and np.allclose(
+        tail[4], pieces[26:42].mean(0) / np.linalg.norm(pieces[26:42].mean(0)), atol=1e-5
+    )
+    index = index_for(SHARED / "policies" / "st-matthews.txt")
+    assert index.windows.shape[0] >= len(index.clauses) and len(index.window_starts) == len(index.clauses)
+    query = index.query("Can I accept a friend request from a pupil?")
+    assert query.window is not None and query.window.shape == (len(index.clauses),)
+    assert float(query.window.max()) <= 1.0 + 1e-3 and (query.window >= query.dense - 0.35).all()

@@ -7,8 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from hallmonitor.scoring import format_policy, score_policy
+from handlers.policy.abstain import ABSTAIN_FEATURES, abstain_signals
+from handlers.policy.document import load_policy
+from handlers.policy.features import QueryFeatures
+from handlers.policy.fit import choose_threshold
 from handlers.policy.fit import main as fit_main
+from handlers.policy.index import PolicyIndex
 from handlers.policy.parse import Clause
 from handlers.policy.verdict import sentences, verdict_for
 from tests.conftest import REPO, SHARED
@@ -123,7 +130,6 @@ def test_policy_show_prints_the_tree_and_warnings() -> None:
 def test_every_gold_quote_of_both_training_sets_is_in_a_clause_of_its_policy() -> None:
     """The training golds resolve to clauses as the reader splits them (a quote lost to bad segmentation
     would silently drop a question from the fit)."""
-    from handlers.policy.document import load_policy
     from handlers.policy.fit import TRAIN
     from handlers.policy.parse import normalise
 
@@ -138,3 +144,30 @@ def test_every_gold_quote_of_both_training_sets_is_in_a_clause_of_its_policy() -
                 if not any(normalise(quote).lower() in text for text in clauses[row["policy"]]):
                     missing.append((row["id"], quote))
     assert not missing
+
+
+def test_the_abstention_line_bounds_the_share_of_covered_questions_told_not_covered() -> None:
+    rng = np.random.default_rng(0)
+    y = np.array([True] * 50 + [False] * 200)
+    p = np.concatenate([rng.uniform(0.3, 1.0, 50), rng.uniform(0.0, 0.7, 200)])
+    for bound in (0.0, 0.04, 0.1):
+        line = choose_threshold(p, y, bound=bound)
+        assert (p[~y] >= line).mean() <= bound
+        lower = np.sort(p[~y])[::-1][int(bound * 200)]  # one step lower lets one covered question too many through
+        assert (p[~y] >= lower).mean() > bound
+        assert (p[y] >= line).mean() > 0
+
+
+def test_abstain_signals_are_one_value_per_named_signal_and_finite() -> None:
+    index = PolicyIndex(load_policy(SHARED / "policies" / "st-matthews.txt"))
+    for question in ("Can I accept a friend request from a pupil?", "What is the staff dress code on INSET days?"):
+        query, x = index.matrix(question)
+        signals = abstain_signals(x @ index.model.weights, x, query)
+        assert signals.shape == (len(ABSTAIN_FEATURES),) and np.isfinite(signals).all()
+    covered = index.model.p_uncovered(abstain_signals(*_scored(index, "Can I accept a friend request from a pupil?")))
+    assert covered < index.model.threshold
+
+
+def _scored(index: PolicyIndex, question: str) -> tuple[np.ndarray, np.ndarray, QueryFeatures]:
+    query, x = index.matrix(question)
+    return x @ index.model.weights, x, query

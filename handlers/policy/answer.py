@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from handlers.policy.abstain import abstain_signals
 from handlers.policy.features import DEFINITION_QUESTION
 from handlers.policy.index import Hit, PolicyIndex
-from handlers.policy.model import abstain_signals
 from handlers.policy.parse import Clause
 from handlers.policy.verdict import verdict_for
 from handlers.policy.vocabulary import canonical_tokens

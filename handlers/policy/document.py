@@ -98,7 +98,8 @@ def _metadata(source: list[Line]) -> tuple[str | None, str | None, str | None, s
 def load_policy(path: str | Path) -> PolicyDocument:
     path = Path(path).expanduser()
     source = read_source(path)
-    cleaned = cover_rows(clean(source))
+    furnished = clean(source)
+    cleaned = cover_rows(furnished)
     text = "\n".join(line.text for line in cleaned.lines)
     clauses = tag(split_clauses(cleaned.lines))
     if not clauses:
@@ -115,12 +116,14 @@ def load_policy(path: str | Path) -> PolicyDocument:
         next_review=next_review,
         next_review_date=_review_date(next_review) if next_review else None,
         digest=digest,
-        warnings=cleaned.warnings + _rows(cleaned.lines) + _quality(clauses),
+        warnings=cleaned.warnings + _rows(furnished.lines) + _quality(clauses),
         pages=source.pages,
     )
 
 
 def _rows(lines: list[Line]) -> list[str]:
+    """The document's own table rows (counted before cover-sheet fields are made rows: those have their own
+    warning)."""
     rows = sum(1 for line in lines if line.style == "row")
     return [f"{rows} table rows were kept as rows (each cited whole, never read as a heading)"] if rows else []
 

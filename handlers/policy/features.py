@@ -68,6 +68,9 @@ FEATURES = (
     "heading_coverage",
     "permission_forbids",
     "late",
+    "window",
+    "window_z",
+    "window_rank",
     *(f"role_{r}" for r in ROLES),
     "audience_staff",
     "audience_other",
@@ -114,6 +117,9 @@ class QueryFeatures:
     unknown: float = 0.0  # share of the question's words this policy never uses
     centroid: float = 0.0  # meaning similarity of the question to the policy as a whole
     late: np.ndarray | None = None  # late-interaction (max-sim) similarity of the question's word pieces
+    pieces: np.ndarray | None = None  # (question content word pieces, clauses): each piece's best max-sim
+    terms: int = 0  # distinct words of the question (stemmed, stopwords dropped)
+    window: np.ndarray | None = None  # best meaning similarity to one passage window of each clause
 
     def column(self, name: str) -> np.ndarray:
         return self.static[:, STATIC.index(name)]
@@ -125,6 +131,7 @@ class QueryFeatures:
         top = float(self.words.max())
         permission = 1.0 if PERMISSION.search(self.question) else 0.0
         procedure = 1.0 if PROCEDURE.search(self.question) else 0.0
+        window = self.window if self.window is not None else self.dense
         named = 1.0 if any(AUDIENCES[name].search(self.question) for name in OTHERS) else 0.0
         dynamic = np.stack(
             [
@@ -148,6 +155,9 @@ class QueryFeatures:
                 self.heading_coverage if self.heading_coverage is not None else np.zeros(len(self.words)),
                 permission * self.column("forbids"),
                 self.late if self.late is not None else self.dense,
+                window,
+                _z(window),
+                _reciprocal_rank(window),
             ],
             axis=1,
         )

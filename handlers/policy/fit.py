@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from handlers.embedding import reference_model
+from handlers.policy.abstain import ABSTAIN_FEATURES, abstain_signals
 from handlers.policy.document import load_policy
 from handlers.policy.features import FEATURES, QueryFeatures
 from handlers.policy.index import PolicyIndex
-from handlers.policy.model import ABSTAIN_FEATURES, MODEL_PATH, Model, abstain_signals
+from handlers.policy.model import MODEL_PATH, Model
 from handlers.policy.parse import normalise
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ L2 = 0.03  # chosen by `--choose-l2` (leave-one-policy-out over L2_GRID) on the 
 L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 STEPS = 1000
 MAX_CITED = 1500
-FALSE_ABSTAIN_COST = 4.0  # a wrong "not covered" costs this many missed abstentions
+FALSE_ABSTAIN_BOUND = 0.04  # at most this share of covered questions told "not covered" (issue bar 0.05)
 
 
 @dataclass(slots=True)
@@ -110,16 +111,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, steps: int = 3000) -> tuple[np
     return w / std, b - float((w / std) @ mean)
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """Most abstentions caught for the fewest wrong 'not covered' answers (weighted FALSE_ABSTAIN_COST)."""
-    best, best_value = 0.5, -np.inf
-    for t in np.unique(np.concatenate([p, [0.5]])):
-        caught = (p[y] >= t).mean() if y.any() else 0.0
-        false = (p[~y] >= t).mean() if (~y).any() else 0.0
-        value = caught - FALSE_ABSTAIN_COST * false
-        if value > best_value:
-            best, best_value = float(t), value
-    return best
+def choose_threshold(p: np.ndarray, y: np.ndarray, *, bound: float = FALSE_ABSTAIN_BOUND) -> float:
+    """The lowest probability line (most "not covered" questions caught) at which at most `bound` of the
+    covered questions are wrongly told their policy does not cover them."""
+    covered = np.sort(p[~y])[::-1]
+    if not len(covered):
+        return 0.5
+    allowed = int(np.floor(bound * len(covered)))  # this many covered questions may fall at or above the line
+    if allowed >= len(covered):
+        return float(covered[-1])
+    return float(np.nextafter(covered[allowed], np.inf))
 
 
 def out_of_fold(items: list[Example], fit: Callable[[list[Example]], np.ndarray]) -> dict[str, np.ndarray]:
@@ -157,23 +158,33 @@ def signals_of(items: list[Example], scores: dict[str, np.ndarray]) -> np.ndarra
     return np.array([abstain_signals(scores[e.id], e.x, e.query) for e in items])
 
 
+def abstainer_oof(signals: np.ndarray, y: np.ndarray, policies: np.ndarray) -> np.ndarray:
+    """Each question's probability of "not covered" from an abstainer fitted without its policy."""
+    p = np.zeros(len(y))
+    for policy in sorted(set(policies)):
+        train = policies != policy
+        aw, ab = fit_logistic(signals[train], y[train])
+        p[~train] = 1 / (1 + np.exp(-(signals[~train] @ aw + ab)))
+    return p
+
+
 def fit_all(items: list[Example]) -> tuple[Model, dict[str, dict[str, float]]]:
-    """The final model, and leave-one-policy-out figures per policy (and 'all')."""
+    """The final model, and leave-one-policy-out figures per policy (and 'all'). For the figures, the held-out
+    policy's threshold is chosen on out-of-fold probabilities of the other policies only (nested), so no
+    part of the abstainer has seen the policy it is scored on."""
     oof = out_of_fold(items, fit_ranker)
     signals = signals_of(items, oof)
     y = np.array([e.abstain for e in items])
     policies = np.array([e.policy for e in items])
-    p_oof = np.zeros(len(items))
     abstained = np.zeros(len(items), dtype=bool)
     for policy in sorted(set(policies)):
         train = policies != policy
+        threshold = choose_threshold(abstainer_oof(signals[train], y[train], policies[train]), y[train])
         aw, ab = fit_logistic(signals[train], y[train])
-        threshold = choose_threshold(1 / (1 + np.exp(-(signals[train] @ aw + ab))), y[train])
-        p_oof[~train] = 1 / (1 + np.exp(-(signals[~train] @ aw + ab)))
-        abstained[~train] = p_oof[~train] >= threshold
+        abstained[~train] = 1 / (1 + np.exp(-(signals[~train] @ aw + ab))) >= threshold
     figures = _figures(items, oof, abstained)
     aw, ab = fit_logistic(signals, y)
-    threshold = choose_threshold(p_oof, y)  # calibrated on probabilities for questions the abstainer never saw
+    threshold = choose_threshold(abstainer_oof(signals, y, policies), y)  # on questions the abstainer never saw
     model = Model(fit_ranker(items).astype(np.float32), 0.0, aw.astype(np.float32), float(ab), float(threshold))
     return model, figures
 

@@ -34,6 +34,7 @@ K1, B = 1.2, 0.75
 PEOPLE = frozenset({"pupil", "parent", "formerpupil", "relative", "colleague", "governor", "visitor", "volunteer"})
 QUERY_CACHE = 64  # recent questions per index whose features are kept
 INDEX_TOKENS = 128  # MiniLM-L6 was trained on 128-token inputs; longer clauses cost time, not accuracy
+WINDOW = 16  # word pieces per passage window of a clause (mean of its word-piece vectors), half overlapping
 
 
 def cache_dir() -> Path:
@@ -93,6 +94,7 @@ class PolicyIndex:
         if self.encoder is not None:
             self.vectors, self.heading_vectors, pieces, self.starts = self._vectors(use_cache)
             self.pieces = pieces.astype(np.float32)  # float16 on disk; float32 here, for BLAS at question time
+        self.windows, self.window_starts = passage_windows(self.pieces, self.starts)
         self.centroid = np.zeros(384, dtype=np.float32)
         if self.vectors is not None and len(self.vectors):
             mean = self.vectors.mean(0)
@@ -131,18 +133,30 @@ class PolicyIndex:
                 log.warning("policy_cache_not_written path=%s error=%s", path, exc)
         return vectors, by_clause, flat, starts
 
-    def late_interaction(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
-        """Per clause, the mean over the question's content word pieces of their best cosine with any of the
-        clause's word pieces (ColBERT-style max-sim; 0 without embeddings)."""
+    def piece_sims(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
+        """(question content word pieces, clauses): each content word piece's best cosine with any of the
+        clause's word pieces (ColBERT-style max-sim; no rows without embeddings)."""
         content = [i for i, w in enumerate(words) if w.lstrip("#") not in STOPWORDS and len(w.lstrip("#")) > 1]
         if not len(self.starts) or not len(self.pieces):
-            return np.zeros(len(self.clauses), dtype=np.float32)
+            return np.zeros((0, len(self.clauses)), dtype=np.float32)
         q = (pieces[content] if content else pieces).astype(np.float32)
         if not len(q):
-            return np.zeros(len(self.clauses), dtype=np.float32)
+            return np.zeros((0, len(self.clauses)), dtype=np.float32)
         sims = q @ self.pieces.T  # (question pieces, all clause pieces)
-        best = np.maximum.reduceat(sims, self.starts, axis=1)  # (question pieces, clauses)
-        return best.mean(0).astype(np.float32)
+        return np.maximum.reduceat(sims, self.starts, axis=1).astype(np.float32)
+
+    def late_interaction(self, pieces: np.ndarray, words: list[str]) -> np.ndarray:
+        """Per clause, the mean over the question's content word pieces of their best cosine with any of the
+        clause's word pieces (0 without embeddings)."""
+        best = self.piece_sims(pieces, words)
+        return best.mean(0) if len(best) else np.zeros(len(self.clauses), dtype=np.float32)
+
+    def window_similarity(self, q: np.ndarray) -> np.ndarray:
+        """Per clause, the best meaning similarity of the question to one of its passage windows: a long clause
+        whose one sentence answers is not diluted by the rest (0 without embeddings)."""
+        if not len(self.windows):
+            return np.zeros(len(self.clauses), dtype=np.float32)
+        return np.maximum.reduceat(self.windows @ q, self.window_starts).astype(np.float32)
 
     def bm25(self, query_tokens: list[str]) -> np.ndarray:
         scores = np.zeros(len(self.clauses), dtype=np.float32)
@@ -195,9 +209,12 @@ class PolicyIndex:
             q = encoded[0]
             dense, heading = self.vectors @ q, self.heading_vectors @ q
             centroid = float(self.centroid @ q)
-            late = self.late_interaction(encoded[1], encoded[2])
+            best = self.piece_sims(encoded[1], encoded[2])
+            late = best.mean(0) if len(best) else np.zeros(len(self.clauses), dtype=np.float32)
+            window = self.window_similarity(q)
         else:
-            dense = heading = late = np.zeros(len(self.clauses), dtype=np.float32)
+            dense = heading = late = window = np.zeros(len(self.clauses), dtype=np.float32)
+            best = np.zeros((0, len(self.clauses)), dtype=np.float32)
         unknown = 1.0 - len(wanted) / len(set(tokens)) if tokens else 1.0
         weighted = np.zeros(len(self.clauses), dtype=np.float32)
         total = sum(self.idf[t] for t in wanted)
@@ -219,6 +236,9 @@ class PolicyIndex:
             unknown,
             centroid,
             late,
+            best,
+            len(set(tokens)),
+            window,
         )
 
     def matrix(self, question: str) -> tuple[QueryFeatures, np.ndarray]:
@@ -231,6 +251,31 @@ class PolicyIndex:
         scores = x @ self.model.weights + self.model.bias
         order = np.argsort(-scores)[:k]
         return [Hit(int(i), float(scores[i]), float(query.words[i]), float(query.dense[i])) for i in order]
+
+
+def passage_windows(pieces: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of each clause's passage windows (WINDOW word pieces, stride WINDOW // 2, the last window
+    ending at the clause's end), one clause's windows after another, and where each clause's windows begin.
+    A window's vector is the mean of its word-piece vectors from the clause's own forward pass, so windows
+    cost no encoding."""
+    ends = np.append(starts[1:], len(pieces)).astype(np.int64)
+    spans: list[tuple[int, int]] = []
+    window_starts = np.zeros(len(starts), dtype=np.int64)
+    for c, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        window_starts[c] = len(spans)
+        if b - a <= WINDOW:
+            spans.append((a, max(b, a + 1)))
+            continue
+        spans.extend((s, s + WINDOW) for s in range(a, b - WINDOW + 1, WINDOW // 2))
+        if spans[-1][1] < b:
+            spans.append((b - WINDOW, b))
+    if not spans or not len(pieces):
+        return np.zeros((0, pieces.shape[1] if pieces.ndim == 2 else 384), dtype=np.float32), window_starts
+    sums = np.concatenate([np.zeros((1, pieces.shape[1]), np.float64), np.cumsum(pieces, axis=0, dtype=np.float64)])
+    lo, hi = np.array(spans).T
+    means = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
+    means /= np.clip(np.linalg.norm(means, axis=1, keepdims=True), 1e-12, None)
+    return means.astype(np.float32), window_starts
 
 
 __all__ = ["FEATURES", "Hit", "PolicyIndex", "cache_dir"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers.policy.features import FEATURES, QueryFeatures
+from handlers.policy.abstain import ABSTAIN_FEATURES
+from handlers.policy.features import FEATURES
 from handlers.policy.reader import PolicyError
 
 MODEL_PATH = Path(__file__).with_name("policy_model.json")
-ABSTAIN_FEATURES = ("top_dense", "max_dense", "top_words", "unknown_words", "top_entities", "top_coverage")
 
 
 @dataclass(slots=True)
@@ -39,22 +39,6 @@ class Model:
     def p_uncovered(self, signals: np.ndarray) -> float:
         z = float(signals @ self.abstain_weights + self.abstain_bias)
         return 1.0 / (1.0 + np.exp(-z))
-
-
-def abstain_signals(scores: np.ndarray, x: np.ndarray, query: QueryFeatures) -> np.ndarray:
-    """What says "nothing here is about the question", in measures that mean the same in any policy (not the
-    ranker's score or heading match, which depend on how a policy is written): the best clause's meaning and
-    word match, the best meaning similarity anywhere, the share of the question's words the policy never
-    uses, whether the best clause names the people the question is about (a parent, a former pupil ...), and
-    the share of the question's known words the best clause holds."""
-    if len(scores) == 0:
-        return np.zeros(len(ABSTAIN_FEATURES), dtype=np.float32)
-    top = int(np.argmax(scores))
-    dense, words, entities, coverage = (FEATURES.index(name) for name in ("dense", "words_log", "entities", "coverage"))
-    return np.array(
-        [x[top, dense], x[:, dense].max(), x[top, words], query.unknown, x[top, entities], x[top, coverage]],
-        dtype=np.float32,
-    )
 
 
 def model_from_json(data: dict[str, object]) -> Model:
