@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handlers.head import softmax
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(1, keepdims=True)
 
 
 @dataclass(slots=True)
@@ -94,13 +98,15 @@ def fit(
     iters: int = 300,
     lr: float = 0.003,
     seed: int = 0,
+    smooth: float = 0.0,
 ) -> MLP:
-    """Class-balanced weighted cross-entropy; members differ only in their seeded start."""
+    """Class-balanced weighted cross-entropy (targets smoothed by `smooth`, which keeps the
+    probabilities from saturating); members differ only in their seeded start."""
     x = x.astype(np.float64)
     shift = x.mean(0).astype(np.float16).astype(np.float32)  # rounded as stored, so serving sees what training saw
     scale = np.clip(x.std(0), 1e-3, None).astype(np.float16).astype(np.float32)
     z = ((x - shift) / scale).astype(np.float32)
-    onehot = np.eye(len(classes), dtype=np.float32)[y]
+    onehot = np.eye(len(classes), dtype=np.float32)[y] * np.float32(1 - smooth) + np.float32(smooth / len(classes))
     sample = balanced(y, weight, len(classes)).astype(np.float32)
     fitted = [_member(z, onehot, sample, hidden, seed + m, decay, iters, lr) for m in range(members)]
     w1, b1, w2, b2 = (np.stack([f[i] for f in fitted]).astype(np.float16) for i in range(4))
