@@ -22,7 +22,9 @@ repeated texts does not flatter the figure. The head is loaded from the
 shipped file (no training at start-up). Figures, never assertions; the
 machine may be shared: the load average is printed, and `cpu` is the
 process CPU time of a batched run (less sensitive to other processes than
-the wall clock). Run it three times and read the medians.
+the wall clock). Run it three times and read the medians. The encoder is
+the one the service would use on this machine (HALLMONITOR_ENCODER=numpy
+measures the NumPy float32 one instead).
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ def main() -> None:
     imported = time.perf_counter() - started
     clf = HybridClassifier()
     fast = HybridClassifier(semantic=False)
-    print("bench/triage.py: rules + hashed-feature head + MiniLM (float NumPy, as shipped) second look where unsure")
+    backend = getattr(clf.encoder, "backend", "none")
+    print(f"bench/triage.py: rules + hashed-feature head + MiniLM ({backend}, as served here) second look where unsure")
     print(f"  load: imports {imported:.2f} s, head and MiniLM {clf.load_seconds * 1000:.0f} ms")
     print(f"  load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for name, texts in mixes(args.mix).items():

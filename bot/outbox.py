@@ -122,7 +122,8 @@ async def _files_not_sent(
     stats: DeliveryStats,
 ) -> None:
     """The message went but files did not: retried (looked for, then only the files uploaded), or,
-    when retrying cannot help, recorded sent with which files did not go and why."""
+    when retrying cannot help, recorded sent with which files did not go and why, and the moderators
+    are told (a health note)."""
     if exc.retry:
         await asyncio.to_thread(
             retrying,
@@ -132,13 +133,14 @@ async def _files_not_sent(
         return
     log.error("delivery_files_not_sent delivery=%s target=%s error=%r", delivery.id, delivery.target, str(exc))
     posted = Posted(exc.conversation, exc.message_id)
-    await asyncio.to_thread(
-        retrying,
-        engine,
-        lambda s: settle.sent(
+
+    def refused(s: Session) -> None:
+        settle.sent(
             s, note=note, delivery=delivery, posted=posted, surface=surface.name, now=now, error=str(exc)[:2000]
-        ),
-    )
+        )
+        settle.files_refused(s, config=config, delivery=delivery, exc=exc, now=now)
+
+    await asyncio.to_thread(retrying, engine, refused)
     stats.sent += 1
 
 

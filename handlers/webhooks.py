@@ -29,12 +29,13 @@ from core.config import Config
 from core.domain import NewItem
 from core.protocols import Runtime
 from handlers import pipeline
+from handlers.health_notes import HealthNote, tell_moderators
 from handlers.triage import Classifier
 from monitors.registry import SOURCES
 from storage.db import session_scope
 from storage.leases import claim_webhook_events, retrying, worker_id
 from storage.models import WebhookEvent
-from storage.queries import enqueue, insert_ignore
+from storage.queries import insert_ignore
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -178,21 +179,16 @@ def _tell_given_up(session: Session, event: WebhookEvent, config: Config) -> Non
         schools = {config.school_of(known[event.account_id]).id}
     else:
         schools = {config.school_of(a).id for a in config.accounts if a.platform == event.platform}
+    note = HealthNote(
+        headline="A webhook delivery could not be read",
+        text=f"A {event.platform} webhook delivery (number {event.id}) failed {event.attempts} times "
+        "and is no longer retried. It is kept exactly as it arrived, so nothing in it is lost; the "
+        f"log line webhook_processing_failed id={event.id} says why. Check the account's connection "
+        "and what the platform is sending.",
+    )
     for school_id in sorted(schools or {s.id for s in config.schools}):
-        enqueue(
-            session,
-            dedupe_key=f"webhook-given-up:{event.id}:{school_id}",
-            school_id=school_id,
-            kind="health",
-            audience="moderators",
-            now=utcnow(),
-            payload={
-                "headline": "A webhook delivery could not be read",
-                "text": f"A {event.platform} webhook delivery (number {event.id}) failed {event.attempts} times "
-                "and is no longer retried. It is kept exactly as it arrived, so nothing in it is lost; the "
-                f"log line webhook_processing_failed id={event.id} says why. Check the account's connection "
-                "and what the platform is sending.",
-            },
+        tell_moderators(
+            session, school_id=school_id, key=f"webhook-given-up:{event.id}:{school_id}", note=note, now=utcnow()
         )
     log.error("webhook_given_up id=%s platform=%s attempts=%d", event.id, event.platform, event.attempts)
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from handlers import train  # noqa: E402
 from handlers.corpus import corpus  # noqa: E402
-from handlers.embedding import shared_model  # noqa: E402
+from handlers.embedding import reference_model  # noqa: E402
 from handlers.route import Limits  # noqa: E402
 from handlers.second_look import QUIET, SURE, asks  # noqa: E402
 from handlers.verdict import CATEGORIES  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6, help="MiniLM layers to read (6 = the whole model)")
     args = parser.parse_args()
     if args.layers != 6:
-        model = shared_model()
+        model = reference_model()
         model.encode = partial(model.encode, layers=args.layers)  # type: ignore[method-assign]
     built = train.prepare(corpus())
     fast, blended = out_of_fold(built)

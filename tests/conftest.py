@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from monitors.registry import load_config
 from storage.db import open_database, session_scope
 from storage.queries import sync_config
 from tests.engine_servers import FeedServer
+from tests.loopback import LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -168,9 +168,6 @@ class Trickle(BaseHTTPRequestHandler):
 @pytest.fixture
 def trickle_url() -> Iterator[str]:
     """A loopback feed address that trickles its answer (a download that never finishes in time)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/feed"
-    server.shutdown()
-    server.server_close()
+    server = LoopbackServer(Trickle).start()
+    yield f"{server.base}/feed"
+    server.close()

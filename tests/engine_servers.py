@@ -9,8 +9,9 @@ import threading
 import time
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
+from tests.loopback import LoopbackServer
 from tests.mock_slack import MockSlack
 
 TOKEN = re.compile(r"Q(\d+)x(\d+)")
@@ -95,15 +96,12 @@ class FeedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler).start()
+        self.base = self.server.base
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def posts(slack: MockSlack) -> Counter[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Small helpers for tests: a recording chat surface, polling and acting shortcuts, and `hm()`,
+"""Small helpers for tests: a recording chat surface, polling, webhook and acting shortcuts, and `hm()`,
 the one way tests run the `hallmonitor` command (in-process unless a real process is asked for)."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from sqlmodel import SQLModel
 from bot.outbox import deliver_pending
 from core.chat import Notification, Posted
 from core.config import Config
+from hallmonitor.app import create_app
 from hallmonitor.cli import main
+from hallmonitor.service import Service
 from handlers.actions import ActionRequest, ActionResult, perform, run_act
 from handlers.polling import PollSummary, poll_once
 from storage.db import session_scope
@@ -66,6 +68,20 @@ class LocalRuntime:
 
     def platform_call(self, connector: Any, request: Any) -> str:
         return run_act(connector, request)
+
+
+def post_and_drain(config: Config, engine: Engine, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST one webhook body to the real app (in-process over ASGI, no scheduler) and wait until the
+    processing it queued is done; the app's answer."""
+    app = create_app(Service(config=config, engine=engine, surface=RecordingSurface()), start_scheduler=False)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hm.test") as c:
+            response = await c.post(path, content=body, headers=headers)
+            await app.state.webhooks.drain()
+            return response
+
+    return asyncio.run(go())
 
 
 def poll(engine: Engine, config: Config, now: datetime | None = None, **kw: Any) -> PollSummary:

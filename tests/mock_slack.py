@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.loopback import LoopbackServer
 
 GATE_GUARD_S = 60.0  # the longest a held answer waits, so a failing test cannot hang
 
@@ -98,10 +100,8 @@ class MockSlack:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.base + "/api/"
 
     def answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -142,9 +142,10 @@ class MockSlack:
             return [data for m, data in self.calls if m == method]
 
     def __enter__(self) -> MockSlack:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.gate is not None:  # answers still held go out, so their threads end
+            self.gate.set()
+        self.server.close()

@@ -24,7 +24,7 @@ from storage.db import session_scope
 from storage.models import Audit, Delivery, Item, Outbox
 from storage.types import utcnow
 from tests.mock_slack import MockSlack
-from tests.test_slack import Harness, config, mock  # noqa: F401  (fixtures)
+from tests.test_slack import Harness, config, mock, submission_payload  # noqa: F401  (fixtures)
 
 INJECTIONS = [
     NewItem("i1", "comment", "Hello <!channel> and <!here> and <@U0ADMIN> see <https://evil.example|your bank>"),
@@ -98,21 +98,10 @@ def test_replayed_or_foreign_slack_interactions_do_nothing(config: Config, engin
         again = dict(same_action, trigger_id="trig-other")  # a new trigger id, the same action_ts
         await h.post({"payload": json.dumps(same_action)})
         await h.post({"payload": json.dumps(again)})
-        view = {
-            "type": "view_submission",
-            "user": {"id": "UAMIRA"},
-            "team": {"id": "T1"},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": "trig-view",
-            "view": {
-                "id": "V42",
-                "type": "modal",
-                "callback_id": "hm_delete",
-                "private_metadata": json.dumps({"item": item, "channel": "CMOD", "ts": "1"}),
-                "state": {"values": {"reason": {"value": {"type": "plain_text_input", "value": "spam"}}}},
-            },
-        }
+        metadata = json.dumps({"item": item, "channel": "CMOD", "ts": "1"})
+        view = submission_payload(
+            "UAMIRA", "hm_delete", metadata, {"reason": "spam"}, trigger_id="trig-view", view_id="V42"
+        )
         await h.post({"payload": json.dumps(view)})
         await h.post({"payload": json.dumps(dict(view, trigger_id="trig-view-2"))})  # same view id
         foreign = await h.post({"payload": json.dumps(h.click_payload("UAMIRA", "close", str(item), team="T2"))})

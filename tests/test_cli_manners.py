@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,47 @@ def test_repeated_replied_and_escalate_say_it_was_already_done(
     up, up_again = act(engine, config, "escalate", item_id), act(engine, config, "escalate", item_id)
     assert "Escalated to SLT" in up.message and up_again.message.startswith("Already escalated to SLT at")
     assert count(engine, Escalation) == 1
+
+
+COMMANDS = [
+    "run",
+    "poll",
+    "check-config",
+    "doctor",
+    "backup",
+    "restore",
+    "queue",
+    "triage",
+    "deadline",
+    "ask",
+    "score",
+    "policy",
+    "report",
+    "export",
+    "audit",
+    "hold",
+    "subject-access",
+    "erase",
+    "purge",
+]
+
+
+def test_help_through_the_installed_command_lists_every_command_in_order() -> None:
+    script = Path(sys.executable).parent / "hallmonitor"  # the console script pip made from [project.scripts]
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith("usage: hallmonitor ") and "{" + ",".join(COMMANDS) + "}" in done.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "hallmonitor.cli", "deadline", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0 and again.stdout.startswith("usage: hallmonitor deadline ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_through_the_entry_point(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The `hallmonitor` console script's own target, loaded as pip's script loads it."""
+    (entry,) = entry_points(group="console_scripts", name="hallmonitor")
+    with pytest.raises(SystemExit) as exit_:
+        entry.load()([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith(f"usage: hallmonitor {command} ") and "options:" in out

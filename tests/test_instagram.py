@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -15,14 +14,12 @@ import respx
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from hallmonitor.app import create_app
-from hallmonitor.service import Service
 from monitors.graph import DEFAULT_GRAPH
 from storage.db import session_scope
 from storage.models import Item
 from tests.conftest import FIXTURES
-from tests.helpers import RecordingSurface, poll
 from tests.helpers import act as helpers_act
+from tests.helpers import poll, post_and_drain
 
 IG = FIXTURES / "instagram"
 USER = "17841406338772941"
@@ -143,15 +140,8 @@ def test_comment_and_mention_webhooks(config, engine: Engine) -> None:  # type: 
         }
     ).encode()
     signature = "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
-    app = create_app(Service(config=config, engine=engine, surface=RecordingSurface()), start_scheduler=False)
-
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hm.test") as c:
-            response = await c.post("/webhooks/instagram", content=body, headers={"X-Hub-Signature-256": signature})
-            await app.state.webhooks.drain()
-            return response
-
-    assert asyncio.run(go()).status_code == 200
+    headers = {"X-Hub-Signature-256": signature}
+    assert post_and_drain(config, engine, "/webhooks/instagram", body, headers).status_code == 200
     with session_scope(engine) as s:
         items = {i.external_id: (i.kind, i.author, i.escalate) for i in s.scalars(select(Item))}
     assert items["1790001"] == ("comment", "angryparent", "slt")

@@ -6,6 +6,7 @@ as the bytes that arrived."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import cast
 
@@ -23,9 +24,17 @@ from storage.db import MIGRATIONS, session_scope
 from storage.models import Delivery, Item, Outbox, Source, WebhookEvent
 from storage.queries import sync_config
 from storage.types import ESCAPE, nul_escape, nul_unescape, utcnow
+from tests.helpers import post_and_drain
 from tests.test_webhooks import client, config, run, sign  # noqa: F401  (config is a fixture)
 
 AWKWARD = ["", "plain", "\x00", "a\x00b\x00", ESCAPE, ESCAPE + "0", "\x00" + ESCAPE * 3 + "0\x00", "é\U0001f600\x00"]
+
+
+def _post_form(config: Config, engine: Engine, body: bytes) -> httpx.Response:
+    """The website form's webhook, signed, posted and processed."""
+    return post_and_drain(
+        config, engine, "/webhooks/generic/form", body, {"X-Signature-256": sign(body, "form-secret")}
+    )
 
 
 @pytest.mark.parametrize("value", AWKWARD)
@@ -46,16 +55,7 @@ def test_a_nul_in_a_webhook_comment_is_stored_and_read_back_exactly(config: Conf
         ]
     ).encode()
     assert b"\\u0000" in body
-
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            answer = await c.post(
-                "/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "form-secret")}
-            )
-            await c.drain()
-            return answer
-
-    assert run(go()).status_code == 200
+    assert _post_form(config, engine, body).status_code == 200
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
         item = s.scalars(select(Item)).one()
@@ -73,16 +73,7 @@ def test_a_utf16_body_with_nul_bytes_is_kept_as_it_arrived(config: Config, engin
     """JSON may come in UTF-16, whose bytes are full of NULs; the text used to be decoded as UTF-8."""
     body = json.dumps({"id": "u1", "text": "Can Year 2 wear costumes on Friday?"}).encode("utf-16-le")
     assert b"\x00" in body
-
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            answer = await c.post(
-                "/webhooks/generic/form", content=body, headers={"X-Signature-256": sign(body, "form-secret")}
-            )
-            await c.drain()
-            return answer
-
-    assert run(go()).status_code == 200
+    assert _post_form(config, engine, body).status_code == 200
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
         item = s.scalars(select(Item)).one()
@@ -202,3 +193,41 @@ def test_stored_text_bodies_become_their_utf8_bytes(engine: Engine) -> None:
     with session_scope(engine) as s:
         event = s.scalars(select(WebhookEvent)).one()
     assert event.body == '{"text": "caf\u00e9"}'.encode()
+
+
+def _alembic(conn: object) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def test_downgrading_0007_keeps_bodies_that_are_not_utf8_text_and_upgrading_restores_them(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Down to 0006 (text bodies): UTF-8 text stays text; a body that is not UTF-8, holds a NUL, or
+    is text that looks marked is kept as the marker and its base64 (PostgreSQL refused these with
+    an error before). Up again: every body is its exact bytes."""
+    mark = "hallmonitor-0007-base64:"
+    bodies = {
+        "text": '{"text": "caf\u00e9"}'.encode(),
+        "latin1": '{"text": "caf\u00e9"}'.encode("latin-1"),
+        "utf16": json.dumps({"text": "hi"}).encode("utf-16"),
+        "nul": b'{"text": "a\x00b"}',
+        "looks_marked": (mark + "e30=").encode(),
+    }
+    with session_scope(engine) as s:
+        for name, body in bodies.items():
+            s.add(WebhookEvent(platform="webhook", digest=name, body=body))
+    with engine.begin() as conn:
+        command.downgrade(_alembic(conn), "0006")
+        kept = {digest: body for digest, body in conn.execute(text("SELECT digest, body FROM webhookevent"))}
+    assert kept["text"] == '{"text": "caf\u00e9"}'
+    assert "webhook_bodies_kept_as_base64 count=4" in caplog.text  # and says so
+    for name in ("latin1", "utf16", "nul", "looks_marked"):
+        assert kept[name].startswith(mark) and base64.b64decode(kept[name].removeprefix(mark)) == bodies[name]
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "head")
+    with session_scope(engine) as s:
+        restored = {e.digest: e.body for e in s.scalars(select(WebhookEvent))}
+    assert restored == bodies

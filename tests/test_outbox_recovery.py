@@ -7,6 +7,7 @@ delivery records which did not go and why."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,9 +24,10 @@ from core.config import Config
 from monitors.registry import load_config
 from storage.db import session_scope
 from storage.leases import claim_deliveries
-from storage.models import Delivery
+from storage.models import Delivery, Outbox
 from storage.types import utcnow
 from tests.mock_slack import MockSlack
+from tests.report_seed import TEXTS
 from tests.test_digest import DIGEST_AT, PNG, _queue, trust  # noqa: F401  (trust is a fixture)
 from tests.test_engine import _queue as queue_notes
 from tests.test_engine import _slack_text
@@ -149,3 +151,27 @@ def test_a_failed_upload_never_reposts_the_message_and_a_refused_one_is_recorded
     refused = [d.last_error for d in rows if d.last_error]
     assert len(refused) == 1 and "2 file(s) were not uploaded (volume-by-category.png, on-time-trend.png)" in refused[0]
     assert "refused" in refused[0]
+
+
+def test_files_refused_for_good_raise_one_health_note_for_the_moderators_without_content(
+    trust: tuple[Config, Engine],
+) -> None:
+    config, engine = trust
+    config = config.model_copy(update={"chat": config.chat.model_copy(update={"surface": "slack"})})
+    _queue(config, engine, DIGEST_AT)  # two schools' SLT: Helen (Northgate) and Kim (Kirkton)
+    with MockSlack() as slack:
+        surface = SlackSurface(web_client("xoxb-test", slack.url))
+        slack.refuse["files.getUploadURLExternal"] = (403, 1)  # one digest's charts are refused for good
+        stats = asyncio.run(deliver_pending(engine, config=config, surfaces=surface, now=DIGEST_AT))
+    with session_scope(engine) as s:
+        refused = [d for d in s.scalars(select(Delivery)) if d.last_error]
+        notes = list(s.scalars(select(Outbox).where(col(Outbox.kind) == "health")))
+    assert stats.sent == 2 and len(refused) == 1
+    delivery = refused[0]
+    assert len(notes) == 1  # for the refused delivery only
+    note = notes[0]
+    assert (note.school_id, note.audience, note.item_id) == (delivery.school_id, "moderators", None)
+    text = json.dumps(note.payload)
+    assert f"delivery {delivery.id}" in text and "a digest" in text and "2 file(s)" in text
+    assert "volume-by-category.png" in text and "refused" in text
+    assert not any(quote in text for quote in TEXTS.values())  # names the files, never what they hold

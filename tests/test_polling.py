@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from storage.db import session_scope
 from storage.models import Item, Source
 from tests.conftest import account_block
 from tests.helpers import RecordingSurface, count, hm, poll
+from tests.loopback import LoopbackServer
 
 SAT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 BASE = "https://feeds.example"
@@ -244,15 +244,11 @@ class Broken(BaseHTTPRequestHandler):
 
 
 def test_a_broken_gzip_body_is_a_bad_payload_and_stores_nothing_half_read(write_config, engine) -> None:  # type: ignore[no-untyped-def]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = LoopbackServer(Broken).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/feed"
-        summary = poll(engine, write_config(account_block("blog", [url])), now=SAT)
+        summary = poll(engine, write_config(account_block("blog", [f"{server.base}/feed"])), now=SAT)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     assert summary.failed == 1 and "truncated" in summary.errors[0]
     assert count(engine, Item) == 0
     with session_scope(engine) as s:

@@ -33,7 +33,7 @@ from storage.models import Audit, CardCopy, Item
 from storage.types import utcnow
 from tests.mock_connector import MockConnector
 from tests.mock_slack import MockSlack
-from tests.test_slack import SECRET, signed
+from tests.test_slack import SECRET, click_payload, signed
 
 CHANNEL = "19:northgate-mods@thread.tacv2"
 SECRETS = {
@@ -138,25 +138,7 @@ class Life:
         await self.http.post("/slack/events", content=body, headers=signed(body, content_type="application/json"))
 
     async def slack_click(self, user: str, action: str, value: str, channel: str, ts: str) -> None:
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": "T1"},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": f"trig-{self.unique()}",
-            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-            "channel": {"id": channel},
-            "actions": [
-                {
-                    "action_id": f"hm:{action}",
-                    "value": value,
-                    "type": "button",
-                    "block_id": "b",
-                    "action_ts": self.unique(),
-                }
-            ],
-        }
+        payload = click_payload(self.unique, user, action, value, channel=channel, ts=ts)
         if action == "recategorise":
             payload["actions"][0].update(type="static_select", selected_option={"value": value})
         await self.slack_post({"payload": json.dumps(payload)})

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,26 +115,7 @@ class Harness:
     def click_payload(
         self, user: str, action: str, value: str, *, channel: str = "CMOD", ts: str = "1700.1", team: str = "T1"
     ) -> dict[str, Any]:
-        """A block_actions payload as Slack sends it: each click its own trigger_id and action_ts."""
-        return {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": team},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": f"trig-{self.unique()}",
-            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
-            "channel": {"id": channel},
-            "actions": [
-                {
-                    "action_id": f"hm:{action}",
-                    "value": value,
-                    "type": "button",
-                    "block_id": "b",
-                    "action_ts": self.unique(),
-                }
-            ],
-        }
+        return click_payload(self.unique, user, action, value, channel=channel, ts=ts, team=team)
 
     async def click(self, user: str, action: str, item_id: int, **kw: Any) -> httpx.Response:
         where = {k: kw.pop(k) for k in ("channel", "ts", "team") if k in kw}
@@ -153,6 +134,47 @@ class Harness:
                 return calls
             await asyncio.sleep(0.02)
         raise AssertionError(f"{method} not called {n} time(s): {self.mock.calls}")
+
+
+def click_payload(
+    unique: Callable[[], str], user: str, action: str, value: str, *, channel: str, ts: str, team: str = "T1"
+) -> dict[str, Any]:
+    """A block_actions payload as Slack sends it: each click its own trigger_id and action_ts (from `unique`)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": team},
+        "api_app_id": "A1",
+        "token": "x",
+        "trigger_id": f"trig-{unique()}",
+        "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+        "channel": {"id": channel},
+        "actions": [
+            {"action_id": f"hm:{action}", "value": value, "type": "button", "block_id": "b", "action_ts": unique()}
+        ],
+    }
+
+
+def submission_payload(
+    user: str, callback_id: str, metadata: str, values: dict[str, str], *, trigger_id: str, view_id: str = "V1"
+) -> dict[str, Any]:
+    """A view_submission payload as Slack sends it: a modal's plain-text inputs (block id -> text)."""
+    state = {block: {"value": {"type": "plain_text_input", "value": text}} for block, text in values.items()}
+    return {
+        "type": "view_submission",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "token": "x",
+        "trigger_id": trigger_id,
+        "view": {
+            "id": view_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": metadata,
+            "state": {"values": state},
+        },
+    }
 
 
 def ids(engine: Engine) -> dict[str, int]:
@@ -314,25 +336,9 @@ def test_recategorise_menu_and_reply_delete_modals(config: Config, engine: Engin
         await h.click("UAMIRA", "reply", item)
         view = (await h.wait_for("views.open"))[0]["view"]
         assert view["callback_id"] == "hm_reply"
-        submission = {
-            "type": "view_submission",
-            "user": {"id": "UAMIRA"},
-            "team": {"id": "T1"},
-            "api_app_id": "A1",
-            "token": "x",
-            "trigger_id": "t2",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "hm_reply",
-                "private_metadata": view["private_metadata"],
-                "state": {
-                    "values": {
-                        "reply_text": {"value": {"type": "plain_text_input", "value": "It's on Thursday at 2pm"}}
-                    }
-                },
-            },
-        }
+        submission = submission_payload(
+            "UAMIRA", "hm_reply", view["private_metadata"], {"reply_text": "It's on Thursday at 2pm"}, trigger_id="t2"
+        )
         assert (await h.post({"payload": json.dumps(submission)})).status_code == 200
         refusal = (await h.wait_for("chat.postEphemeral"))[0]
         assert "rss does not let us reply" in refusal["text"]  # blog feeds cannot be replied to from here

@@ -18,7 +18,7 @@ from hallmonitor.service import Service
 from storage.db import session_scope
 from storage.models import Item, Outbox, WebhookEvent
 from storage.types import utcnow
-from tests.helpers import RecordingSurface, count
+from tests.helpers import RecordingSurface, count, post_and_drain
 
 PAGE = "19292868552"
 SECRET = "meta-app-secret"
@@ -158,13 +158,7 @@ def test_bad_signature_is_401_and_nothing_is_stored(config, engine: Engine) -> N
 def test_unknown_pages_are_answered_200_and_logged(config, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     body = feed_event("555000", "555000_1_1", "hello from another page")
 
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            response = await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
-            await c.drain()
-            return response
-
-    response = run(go())
+    response = post_and_drain(config, engine, "/webhooks/facebook", body, {"X-Hub-Signature-256": sign(body)})
     assert response.status_code == 200
     assert count(engine, WebhookEvent, col(WebhookEvent.status) == "ignored") == 1
     assert count(engine, Item) == 0 and count(engine, WebhookEvent) == 1
@@ -182,13 +176,7 @@ def test_a_crash_mid_processing_loses_nothing(config, engine: Engine, monkeypatc
     monkeypatch.setattr(pipeline, "ingest", crash)
     body = feed_event(PAGE, f"{PAGE}_1_44", "When is the nativity?")
 
-    async def go() -> httpx.Response:
-        async with client(config, engine) as c:
-            response = await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
-            await c.drain()
-            return response
-
-    response = run(go())
+    response = post_and_drain(config, engine, "/webhooks/facebook", body, {"X-Hub-Signature-256": sign(body)})
     assert response.status_code == 200
     assert count(engine, Item) == 0 and count(engine, WebhookEvent, col(WebhookEvent.status) == "pending") == 1
     monkeypatch.setattr(pipeline, "ingest", real)
@@ -240,12 +228,7 @@ def test_a_delivery_that_keeps_failing_is_given_up_and_the_moderators_are_told( 
     secret = "A man keeps messaging my daughter and says it is our secret"
     body = feed_event(PAGE, f"{PAGE}_1_45", secret)
 
-    async def go() -> None:
-        async with client(config, engine) as c:
-            await c.post("/webhooks/facebook", content=body, headers={"X-Hub-Signature-256": sign(body)})
-            await c.drain()
-
-    run(go())
+    post_and_drain(config, engine, "/webhooks/facebook", body, {"X-Hub-Signature-256": sign(body)})
     service = Service(config=config, engine=engine, surface=RecordingSurface())
     for attempt in range(2, MAX_ATTEMPTS + 1):  # the worker retrying, each time past the backoff
         asyncio.run(retry_pending(service, now=utcnow() + timedelta(hours=attempt)))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlers.embedding import reference_model
 from handlers.policy.document import load_policy
 from handlers.policy.features import FEATURES, QueryFeatures
 from handlers.policy.index import PolicyIndex
@@ -54,7 +55,7 @@ def examples(rows: list[dict], policies: Path) -> list[Example]:
     neutral = Model(np.zeros(len(FEATURES), np.float32), 0.0, np.zeros(len(ABSTAIN_FEATURES), np.float32), 0.0, 1.0)
     indexes: dict[str, PolicyIndex] = {}
     for name in dict.fromkeys(row["policy"] for row in rows):
-        indexes[name] = PolicyIndex(load_policy(policies / name), model=neutral)
+        indexes[name] = PolicyIndex(load_policy(policies / name), model=neutral, encoder=reference_model())
         indexes[name].prepare([row["question"] for row in rows if row["policy"] == name])  # one batch per policy
     out = []
     for row in rows:

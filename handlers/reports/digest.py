@@ -24,6 +24,8 @@ from handlers.reports.figures import (
     Figures,
     Period,
     compute,
+    fmt_hours,
+    fmt_rate,
     source_problems,
     weekly_trend,
 )
@@ -79,16 +81,6 @@ def digest_payload(
     }
 
 
-def _hours(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value * 60:.0f} min" if value < 1 else f"{value:.1f} h"
-
-
-def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f}%"
-
-
 def _change(now: float | None, before: float | None, *, unit: str = "") -> str:
     if now is None or before is None:
         return ""
@@ -107,11 +99,11 @@ def digest_text(payload: dict[str, Any]) -> str:
     lines = [
         f"Week {this['start']} to {this['end']}: {this['items']} item(s) (week before: {before['items']})",
         f"By category: {categories}",
-        f"Replies on time: {this['on_time']} of {this['on_time'] + this['late']} ({_rate(this['on_time_rate'])})"
+        f"Replies on time: {this['on_time']} of {this['on_time'] + this['late']} ({fmt_rate(this['on_time_rate'])})"
         + _change(rate_now, rate_before, unit=" points"),
-        f"Time to first reply: median {_hours(this['median_response_hours'])}, "
-        f"90th percentile {_hours(this['p90_response_hours'])} "
-        f"(week before: {_hours(before['median_response_hours'])}, {_hours(before['p90_response_hours'])})",
+        f"Time to first reply: median {fmt_hours(this['median_response_hours'])}, "
+        f"90th percentile {fmt_hours(this['p90_response_hours'])} "
+        f"(week before: {fmt_hours(before['median_response_hours'])}, {fmt_hours(before['p90_response_hours'])})",
         f"Still awaiting a reply at the end of the week: {this['awaiting_at_end']}, "
         f"of which overdue: {this['overdue_at_end']}",
         f"Escalations raised: {escalations}; median time to acknowledge "

@@ -211,6 +211,18 @@ def source_problems(
     return out
 
 
+def fmt_hours(value: float | None) -> str:
+    """Hours as a reader wants them: minutes under an hour, else hours to one decimal; n/a for none."""
+    if value is None:
+        return "n/a"
+    return f"{value * 60:.0f} min" if value < 1 else f"{value:.1f} h"
+
+
+def fmt_rate(value: float | None) -> str:
+    """A fraction as a whole percentage; n/a for none."""
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
 def weekly_trend(
     session: Session, *, config: Config, schools: Sequence[SchoolConfig], last: Period, weeks: int, now: datetime
 ) -> list[tuple[date, float | None]]:

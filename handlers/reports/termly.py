@@ -16,7 +16,7 @@ from sqlmodel import Session
 from core.config import Config, SchoolConfig
 from handlers.reports import charts
 from handlers.reports.digest import summary
-from handlers.reports.figures import Period, compute, source_problems
+from handlers.reports.figures import Period, compute, fmt_hours, fmt_rate, source_problems
 from handlers.reports.pdf import Document
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -77,16 +77,6 @@ def report_data(
             "trend": charts.on_time_trend(trend, title="Replies on time, by week"),
         },
     }
-
-
-def fmt_hours(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value * 60:.0f} min" if value < 1 else f"{value:.1f} h"
-
-
-def fmt_rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 def environment(*extra: Path) -> Environment:

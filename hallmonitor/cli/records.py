@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from core.config import Config
 from core.errors import HallMonitorError
+from hallmonitor.cli.common import with_config, with_database
 from handlers.audit_export import audit_csv
 from handlers.records import item_record, record_json, record_pdf
 from handlers.reports.figures import Period
@@ -119,20 +120,15 @@ def cmd_erase(args: argparse.Namespace, config: Config, engine: Any) -> int:
 
 
 def cmd_purge(args: argparse.Namespace, config: Config, engine: Any) -> int:
-    from dataclasses import asdict
-
     for school in config.schools:
         with session_scope(engine) as session:
             print(asdict(purge_school(session, config=config, school=school, now=utcnow())))
     return 0
 
 
-def add_commands(
-    sub: Any,
-    wrap: Callable[[Callable[..., int]], Callable[[argparse.Namespace], int]],
-    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
-) -> None:
-    """Register the commands; `wrap` turns (args, config, engine) into the CLI's (args) handler."""
+def add_commands(sub: Any) -> None:
+    """Register the commands, each given the config and an open database (`with_database`)."""
+    wrap = with_database
     p = with_config(sub.add_parser("report", help="governors' report over a period (counts only)"))
     p.add_argument("--from", dest="start", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=_date, required=True, help="last day, YYYY-MM-DD")
