@@ -3,11 +3,13 @@ one scale per class (handlers/data/triage_head.npz).
 
 Over hashed features (handlers/features.py): the category (8 classes), and
 the kind of concern and who seems to be writing, which only word the reason
-a moderator reads. Over MiniLM sentence embeddings: a second category head,
-`semantic`, trained on our own comments, which reads paraphrase the hashed
-features miss; the hybrid asks it only where the first head is unsure.
-`fit` is deterministic (full-batch Adam from zeros), so the build script
-reproduces the shipped file.
+a moderator reads. The second look, `semantic`, is a small non-linear head
+(handlers/mlp.py, float16) trained on our own comments over the MiniLM
+sentence vector joined with the first head's out-of-fold category
+probabilities and the rule points (handlers/second_look.inputs); it reads
+paraphrase the hashed features miss, and the hybrid asks it only where the
+first head is unsure. Every fit is deterministic (full-batch Adam from zeros
+or seeded weights), so the build script reproduces the shipped file.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from handlers.features import DIM, Sparse
+from handlers.mlp import MLP
+from handlers.mlp import softmax as softmax
 
 HEAD_FILE = Path(__file__).parent / "data" / "triage_head.npz"
-PARTS = ("category", "kind", "register", "semantic")
+PARTS = ("category", "kind", "register")  # the softmax regressions; `semantic` is the MLP
+MLP_ARRAYS = ("shift", "scale", "w1", "b1", "w2", "b2")
 SMALL_DIM = 1 << 12  # kind and register heads read features folded to this many columns
 SEMANTIC_TOKENS = 128  # MiniLM reads at most this many tokens of a comment
 
@@ -46,20 +51,10 @@ class Linear:
     def dequantised(self) -> np.ndarray:
         return self.weights.astype(np.float32) * self.scale
 
-    def proba_dense(self, x: np.ndarray, dense: np.ndarray | None = None) -> np.ndarray:
-        w = dense if dense is not None else self.dequantised()
-        return softmax(x @ w + self.bias)
-
     def proba(self, x: Sparse, dense: np.ndarray | None = None) -> np.ndarray:
         w = dense if dense is not None else self.dequantised()
         rows = x if self.dim == DIM else Sparse(x.indptr, x.indices % self.dim, x.values)
         return softmax(rows.dot(w) + self.bias)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits - logits.max(1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(1, keepdims=True)
 
 
 def fit(
@@ -104,29 +99,6 @@ def fit(
     return quantise(w, b, classes)
 
 
-def fit_dense(
-    x: np.ndarray, y: np.ndarray, classes: list[str], weight: np.ndarray, *, l2: float = 1e-4, iters: int = 300
-) -> Linear:
-    """The same regression over dense rows (sentence embeddings)."""
-    k = len(classes)
-    counts = np.bincount(y, weights=weight, minlength=k)
-    sample = weight * (weight.sum() / (k * np.clip(counts, 1e-9, None)))[y]
-    sample /= sample.sum()
-    onehot = np.eye(k)[y]
-    x = x.astype(np.float64)
-    w, b = np.zeros((x.shape[1], k)), np.zeros(k)
-    m_w, v_w, m_b, v_b = np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)
-    for t in range(1, iters + 1):
-        g = (softmax(x @ w + b) - onehot) * sample[:, None]
-        for param, grad, m, v in ((w, x.T @ g + l2 * w, m_w, v_w), (b, g.sum(0), m_b, v_b)):
-            m *= 0.9
-            m += 0.1 * grad
-            v *= 0.999
-            v += 0.001 * grad * grad
-            param -= 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return quantise(w, b, classes)
-
-
 def quantise(w: np.ndarray, b: np.ndarray, classes: list[str]) -> Linear:
     scale = np.clip(np.abs(w).max(0), 1e-9, None) / 127.0
     q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
@@ -138,7 +110,7 @@ class Head:
     category: Linear
     kind: Linear
     register: Linear
-    semantic: Linear
+    semantic: MLP
     thresholds: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, object] = field(default_factory=dict)
 
@@ -147,7 +119,8 @@ class Head:
         for name in PARTS:
             part: Linear = getattr(self, name)
             arrays[f"{name}_w"], arrays[f"{name}_scale"], arrays[f"{name}_bias"] = part.weights, part.scale, part.bias
-        meta = {"classes": {n: getattr(self, n).classes for n in PARTS}}
+        arrays |= {f"semantic_{n}": getattr(self.semantic, n) for n in MLP_ARRAYS}
+        meta = {"classes": {n: getattr(self, n).classes for n in (*PARTS, "semantic")}}
         meta |= {"thresholds": self.thresholds, "manifest": self.manifest}
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
@@ -157,9 +130,13 @@ class Head:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                parts = {n: Linear(z[f"{n}_w"], z[f"{n}_scale"], z[f"{n}_bias"], meta["classes"][n]) for n in PARTS}
+                parts: dict[str, Linear | MLP] = {
+                    n: Linear(z[f"{n}_w"], z[f"{n}_scale"], z[f"{n}_bias"], meta["classes"][n]) for n in PARTS
+                }
+                arrays = {n: z[f"semantic_{n}"] for n in MLP_ARRAYS}
+                parts["semantic"] = MLP(**arrays, classes=meta["classes"]["semantic"])
         except (OSError, KeyError, ValueError) as exc:
             raise HeadMissing(
                 f"{path}: cannot read the triage head ({exc}); rebuild it with python -m handlers.train"
             ) from None
-        return cls(**parts, thresholds=meta["thresholds"], manifest=meta["manifest"])
+        return cls(**parts, thresholds=meta["thresholds"], manifest=meta["manifest"])  # type: ignore[arg-type]

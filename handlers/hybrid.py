@@ -3,8 +3,9 @@ moderator labels, routed cost-sensitively (handlers/route.py).
 
 - The head (handlers/head.py, built by `python -m handlers.train`) reads
   hashed features of the normalised text; where it is unsure in a way that
-  could change the route (handlers/second_look.py), its semantic part reads
-  MiniLM embeddings too (each distinct text encoded once per batch).
+  could change the route (handlers/second_look.py), its second look decides
+  instead: a small network over the MiniLM embedding (each distinct text
+  encoded once per batch), the first head's probabilities and the rule points.
   Nothing is trained at start-up. Without the MiniLM package the hashed
   head decides alone (logged once).
 - Rules catch exact patterns (a threat names a person and an act).
@@ -29,9 +30,9 @@ from handlers.embedding import Encoder, ModelUnavailable, shared_model
 from handlers.features import featurise, folded
 from handlers.head import SEMANTIC_TOKENS, Head
 from handlers.normalise import normalise
-from handlers.route import Limits, Seen, blend, route
+from handlers.route import Limits, Seen, route
 from handlers.rules import RuleScores, literal, rule_scores
-from handlers.second_look import asks
+from handlers.second_look import asks, inputs
 from handlers.verdict import CATEGORIES, Verdict, verdict_for
 from storage.models import Item, Triage
 
@@ -65,7 +66,7 @@ def _encoder() -> Encoder | None:
 
 
 class HybridClassifier:
-    name = "auto:hybrid-v3"
+    name = "auto:hybrid-v4"
 
     def __init__(self, *, head: Head | None = None, encoder: Encoder | None = None, semantic: bool = True) -> None:
         """`semantic=False` decides with the hashed-feature head alone (faster, less accurate:
@@ -79,7 +80,7 @@ class HybridClassifier:
         if self.encoder is None and semantic:
             self.encoder = _encoder()
         self._weights = self.head.category.dequantised()
-        self._semantic = self.head.semantic.dequantised()
+        self._semantic = self.head.semantic.dense()
         self._small = (self.head.kind.dequantised(), self.head.register.dequantised())
         self.thresholds: dict[str, TriageConfig] = {}
         self.labels: dict[str, SchoolLabels] = {}
@@ -155,7 +156,7 @@ class HybridClassifier:
         fast = [
             dict(zip(CATEGORIES, map(float, row), strict=True)) for row in self.head.category.proba(x, self._weights)
         ]
-        probs = self._second_look(cleaned, fast)
+        probs = self._second_look(cleaned, fast, rules)
         kinds = self.head.kind.proba(x, self._small[0])
         registers = self.head.register.proba(x, self._small[1])
         labels = self._nearest_labels(folded(x), school) if school in self.labels else [None] * len(texts)
@@ -168,8 +169,10 @@ class HybridClassifier:
             out.append(self._decide(probs[i], rules[i], limits, seen, labels[i], school))
         return out
 
-    def _second_look(self, cleaned: list[str], fast: list[dict[str, float]]) -> list[dict[str, float]]:
-        """Blend in the semantic head where `second_look.asks` says so."""
+    def _second_look(
+        self, cleaned: list[str], fast: list[dict[str, float]], rules: list[RuleScores]
+    ) -> list[dict[str, float]]:
+        """The second look's probabilities where `second_look.asks` says so, the first head's elsewhere."""
         ask = [i for i, p in enumerate(fast) if asks(p)]
         asked = len(ask) if self.encoder is not None else 0
         with self._counting:  # classify_many may run in two threads at once (the poller overlaps batches)
@@ -178,9 +181,11 @@ class HybridClassifier:
         if not asked or self.encoder is None:
             return fast
         vectors = self.encoder.encode([cleaned[i] for i in ask], max_tokens=SEMANTIC_TOKENS)
+        first = np.array([[fast[i][c] for c in CATEGORIES] for i in ask])
+        x = inputs(vectors, first, [rules[i] for i in ask])
         out = list(fast)
-        for i, row in zip(ask, self.head.semantic.proba_dense(vectors, self._semantic), strict=True):
-            out[i] = blend(fast[i], dict(zip(CATEGORIES, map(float, row), strict=True)))
+        for i, row in zip(ask, self.head.semantic.proba(x, self._semantic), strict=True):
+            out[i] = dict(zip(CATEGORIES, map(float, row), strict=True))
         return out
 
     def _decide(

@@ -7,9 +7,9 @@ whenever there is a safeguarding signal, even beside insults; then abuse
 from the build's cross-validation (recall on safeguarding first) unless a
 school sets its own. A rule of weight 1 escalates only with the model's
 support (half the route's threshold); the model alone escalates to SLT
-only when abuse is its likeliest reading. The semantic head is asked only when
+only when abuse is its likeliest reading. The second look is asked only when
 the hashed-feature head is unsure or anything escalating is in view
-(`handlers.second_look.asks`); then the two are blended.
+(`handlers.second_look.asks`); then its probabilities are the ones routed.
 """
 
 from __future__ import annotations
@@ -52,14 +52,6 @@ KIND_WORDS = {
     "worried_third_party": "a worry about a child's safety",
 }
 REGISTER_WORDS = {"child": "a child", "teen": "a young person", "parent": "a worried parent", "adult": "someone"}
-
-
-SEMANTIC_SHARE = 0.65  # the semantic head's weight in the blend (chosen on cross-validation of our comments)
-
-
-def blend(fast: dict[str, float], semantic: dict[str, float]) -> dict[str, float]:
-    """The two heads' probabilities, weighted towards the semantic head."""
-    return {c: (1 - SEMANTIC_SHARE) * fast[c] + SEMANTIC_SHARE * semantic[c] for c in fast}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""When the hybrid asks MiniLM for a second look: only where the hashed-feature
-head is unsure in a way that could change the route.
+"""When the hybrid asks MiniLM for a second look (only where the hashed-feature
+head is unsure in a way that could change the route), and what the decision
+head then reads (`inputs`).
 
 The second look is skipped when the first head is at least `SURE` of its
 likeliest category and either that category escalates (it is sure of
@@ -15,7 +16,12 @@ while about half of our own (hard) comments are asked instead of 87 %.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from handlers.rules import RuleScores
+from handlers.verdict import CATEGORIES
 
 ESCALATING = ("safeguarding", "abuse")
 SURE = 0.70  # the first head's top probability at which it may decide alone
@@ -28,3 +34,11 @@ def asks(p: Mapping[str, float], *, sure: float = SURE, quiet: Mapping[str, floa
     if p[top] >= sure and top in ESCALATING:
         return False
     return p[top] < sure or any(p[c] >= quiet[c] for c in ESCALATING)
+
+
+def inputs(vectors: np.ndarray, fast: np.ndarray, rules: Sequence[RuleScores]) -> np.ndarray:
+    """What the decision head (handlers/mlp.py) reads for each asked comment: its MiniLM sentence
+    vector, the first head's category probabilities (columns in CATEGORIES order) and the rule
+    points per category (0, 0.5 for a weight-1 hit, 1 for a clear pattern)."""
+    points = np.array([[min(r.scores.get(c, 0), 2) / 2 for c in CATEGORIES] for r in rules], dtype=np.float32)
+    return np.hstack([vectors.astype(np.float32), fast.astype(np.float32), points.reshape(len(rules), len(CATEGORIES))])

@@ -4,13 +4,13 @@ build's out-of-fold predictions (our own comments; never dev or blind items).
     python scripts/second_look_gate.py [--layers 6]
 
 For each candidate gate (handlers/second_look.asks with other numbers) the
-out-of-fold probabilities are blended where the gate asks, the route
+out-of-fold second-look probabilities replace the first head's where the gate asks, the route
 thresholds are chosen as the build chooses them, and the figures for our
 own comments are printed: the share asked, category accuracy, escalation
 and DSL recall, false escalations and false DSL pages. "every comment" and
 "never" bound the range. `--layers N` embeds with only the first N of
 MiniLM's 6 layers (a cheaper encoder; the semantic head is re-fitted on
-those vectors). Figures, never assertions; takes several minutes.
+those vectors). Figures, never assertions; takes ten minutes or more.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from handlers import train  # noqa: E402
 from handlers.corpus import corpus  # noqa: E402
-from handlers.embedding import shared_model  # noqa: E402
-from handlers.route import Limits, blend  # noqa: E402
+from handlers.embedding import reference_model  # noqa: E402
+from handlers.route import Limits  # noqa: E402
 from handlers.second_look import QUIET, SURE, asks  # noqa: E402
 from handlers.verdict import CATEGORIES  # noqa: E402
 
@@ -37,20 +37,18 @@ Gate = Callable[[Mapping[str, float]], bool]
 
 
 def out_of_fold(built: train.Built) -> tuple[np.ndarray, dict[int, dict[str, float]]]:
-    """The first head's out-of-fold probabilities (every row) and the blended ones (our rows)."""
+    """The first head's out-of-fold probabilities (every row) and the second look's (our rows),
+    stacked on nested folds as the build does."""
     folds = np.array([train.fold_of(r) for r in built.rows])
-    fast = np.zeros((len(built.rows), len(CATEGORIES)))
-    blended: dict[int, dict[str, float]] = {}
-    semantic_folds = folds[built.semantic]
-    for k in range(train.FOLDS):
-        test = np.flatnonzero(folds == k)
-        fast[test] = train.fit_category(built, np.flatnonzero(folds != k)).proba(built.x.take(test))
-        second = train.fit_semantic(built, np.flatnonzero(semantic_folds != k))
-        local = np.flatnonzero(semantic_folds == k)
-        for i, row in zip(built.semantic[local], second.proba_dense(built.embeddings[local]), strict=True):
-            first = dict(zip(CATEGORIES, map(float, fast[i]), strict=True))
-            blended[int(i)] = blend(first, dict(zip(CATEGORIES, map(float, row), strict=True)))
-    return fast, blended
+    fast = train.first_out_of_fold(built, folds)
+    second: dict[int, dict[str, float]] = {}
+    ours = folds[built.semantic]
+    for k, seen in enumerate(train.nested_first(built, folds, fast)):
+        semantic = train.fit_semantic(built, np.flatnonzero(ours != k), seen)
+        local = np.flatnonzero(ours == k)
+        for i, row in zip(built.semantic[local], train.second_look(built, semantic, local, seen), strict=True):
+            second[int(i)] = dict(zip(CATEGORIES, map(float, row), strict=True))
+    return fast, second
 
 
 def figures(built: train.Built, fast: np.ndarray, blended: dict[int, dict[str, float]], gate: Gate) -> str:
@@ -62,7 +60,7 @@ def figures(built: train.Built, fast: np.ndarray, blended: dict[int, dict[str, f
             asked += 1
     th = train.choose_thresholds(built, probs)
     ours = [i for i, r in enumerate(built.rows) if r.source in train.IN_DOMAIN]
-    got = train.routes(built, probs, Limits(th["dsl"], th["slt"], th["media"]), ours)
+    got = train.routes(built, probs, Limits.of(th), ours)
     pairs = [(built.rows[i].category, g) for i, g in zip(ours, got, strict=True)]
     return f"asked {asked / len(blended):6.1%}  {train.figures(pairs)}  thresholds {th}"
 
@@ -72,7 +70,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6, help="MiniLM layers to read (6 = the whole model)")
     args = parser.parse_args()
     if args.layers != 6:
-        model = shared_model()
+        model = reference_model()
         model.encode = partial(model.encode, layers=args.layers)  # type: ignore[method-assign]
     built = train.prepare(corpus())
     fast, blended = out_of_fold(built)
