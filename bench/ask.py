@@ -69,9 +69,9 @@ def main() -> None:
     from handlers.policy.index import PolicyIndex
 
     started = time.perf_counter()
-    shared_model()
+    backend = shared_model().backend
     load = time.perf_counter() - started
-    print(f"bench/ask.py: {os.cpu_count()}-core CPU, NumPy MiniLM; model load {load:.2f} s (once per process)")
+    print(f"bench/ask.py: {os.cpu_count()}-core CPU, MiniLM {backend}; model load {load:.2f} s (once per process)")
     print(f"  load average {os.getloadavg()[0]:.1f}: figures are medians of {args.repeat} runs")
     paths = sorted(POLICIES.glob("*.txt")) + sorted(p for p in (POLICIES / "real-world").iterdir() if p.suffix != ".md")
     paths.append(POLICIES / "real-world" / "newstead-road-preschool-mobile-phones.md")
