@@ -13,18 +13,12 @@ Torch releases the GIL inside its operators; `states` is safe from several threa
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from handlers.minilm_numpy import count_layers
-
-# OpenMP threads that spin after each operator take the CPU from NumPy's BLAS threads in the
-# same process (warm policy answers: p95 120 ms spinning against 20 ms passive, bench/ask.py).
-# libgomp reads this once, when torch loads it; an operator's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import torch
