@@ -95,4 +95,3 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert minilm_torch.native_bf16(with_amx)
     assert not minilm_torch.native_bf16(without)
     assert not minilm_torch.native_bf16(tmp_path / "missing")
-
