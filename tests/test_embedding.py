@@ -95,3 +95,25 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert minilm_torch.native_bf16(with_amx)
     assert not minilm_torch.native_bf16(without)
     assert not minilm_torch.native_bf16(tmp_path / "missing")
+
+
+@pytest.mark.skipif(not minilm_torch.available(), reason="torch is not installed")
+def test_torch_runs_every_forward_pass_on_its_own_thread() -> None:
+    """OpenMP keeps a thread team per calling thread; callers from many threads must not each get one."""
+    import threading
+
+    model = MiniLM(backend="torch-float32")
+    seen: set[str] = set()
+    forward = model.forward._states  # type: ignore[attr-defined]
+
+    def spy(*args: object) -> np.ndarray:
+        seen.add(threading.current_thread().name)
+        return forward(*args)
+
+    model.forward._states = spy  # type: ignore[attr-defined]
+    callers = [threading.Thread(target=model.encode, args=([f"comment {i}"],)) for i in range(8)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert len(seen) == 1 and next(iter(seen)).startswith("minilm-torch"), seen
