@@ -71,9 +71,9 @@ class HybridClassifier:
     def __init__(self, *, head: Head | None = None, encoder: Encoder | None = None, semantic: bool = True) -> None:
         """`semantic=False` decides with the hashed-feature head alone (faster, less accurate:
         bench/triage.py prints both). The encoder is the process's shared MiniLM (bf16 torch
-        where the CPU has native bf16, else float32: handlers/embedding.choose_backend), the
-        one the semantic head is trained on; without the model package the hashed head
-        decides alone."""
+        where the CPU has native bf16, else float32: handlers/embedding.choose_backend); the
+        second look is trained on float32 vectors (embedding.reference_model), which bf16 ones
+        match to cosine 0.9995; without the model package the hashed head decides alone."""
         started = time.perf_counter()
         self.head = head or Head.load()
         self.encoder = encoder

@@ -15,7 +15,6 @@ thread, and a service calls from many short-lived executor threads (a CI run onc
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,6 @@ try:
 except ImportError:  # the encoder falls back to NumPy (handlers/embedding.py)
     torch = None  # type: ignore[assignment]
     F = None  # type: ignore[assignment]
-
-log = logging.getLogger(__name__)
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with native bf16 products
 
