@@ -107,6 +107,11 @@ def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
     for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
         gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
         assert not gold & texts, path
+    # Blind sets are compared by machine, never read by a person. Sets written independently share one or two
+    # short comments word for word with the training files (tests/data/BLIND.md), never more.
+    for path in sorted((REPO / "tests" / "data").glob("triage_blind*.jsonl")):
+        gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
+        assert len(gold & texts) <= 2, path
 
 
 def test_per_school_thresholds(write_config, hybrid: HybridClassifier) -> None:  # type: ignore[no-untyped-def]
