@@ -186,9 +186,7 @@ def test_no_training_question_is_an_evaluation_question() -> None:
         }
 
     trained = set().union(*(questions(path) for path in TRAIN))
-    data = Path(__file__).parent / "data"
-    evaluation = [data / "policy_blind_v5.jsonl", data / "policy_holdout.jsonl"]
-    evaluation.append(Path(__file__).resolve().parents[2] / "shared" / "eval" / "policy_dev.jsonl")
-    for path in evaluation:
+    data = REPO / "tests" / "data"
+    for path in (data / "policy_blind_v5.jsonl", data / "policy_holdout.jsonl", SHARED / "eval" / "policy_dev.jsonl"):
         assert path.exists(), path
         assert not trained & questions(path), path.name
