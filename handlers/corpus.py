@@ -25,7 +25,10 @@ WRITTEN = DATA / "triage_written.jsonl"
 # Session 3's hand-written set: routine comments and look-alikes in child, teen and parent registers
 # (the register the first set used mostly for disclosures), and disclosures in the same registers.
 WRITTEN2 = DATA / "triage_written2.jsonl"
-OWN_FILES = (WRITTEN, WRITTEN2)
+# Session 6's set from a helper that had not seen the code: look-alikes, routine complaints and questions
+# that use risk-like words, parents describing a child at risk, abuse, rude-but-not-abusive complaints, disclosures.
+WRITTEN3 = DATA / "triage_written3.jsonl"
+OWN_FILES = (WRITTEN, WRITTEN2, WRITTEN3)
 PINS = DATA / "sources.json"
 PUBLIC_CHARS = 400  # long Reddit posts are cut: the head learns from comment-sized text
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -155,7 +158,7 @@ def read_public(spec: PublicSet, root: Path = DATASETS, *, check: bool = True) -
 
 def corpus(root: Path = DATASETS) -> list[Example]:
     """Everything the shipped head is trained on, in a fixed order."""
-    rows = read_training() + read_written() + read_written(WRITTEN2, "written2")
+    rows = read_training() + read_written() + read_written(WRITTEN2, "written2") + read_written(WRITTEN3, "written3")
     for spec in SHIPPED:
         rows += read_public(spec, root)
     return rows

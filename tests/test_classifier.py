@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from hallmonitor.scoring import run_triage_eval
 from handlers.actions import perform
-from handlers.corpus import WRITTEN2, read_training, read_written
+from handlers.corpus import WRITTEN2, WRITTEN3, read_training, read_written
 from handlers.hybrid import HybridClassifier
 from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
@@ -101,9 +101,11 @@ def test_dev_set_targets(hybrid: HybridClassifier) -> None:
 
 def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
     ours, written, registers = read_training(), read_written(), read_written(WRITTEN2, "written2")
-    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200
-    texts = {r.text for r in ours + written + registers}
-    assert not {r.text for r in registers} & {r.text for r in ours + written}  # the new file repeats nothing
+    blind_written = read_written(WRITTEN3, "written3")
+    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200 and len(blind_written) >= 600
+    texts = {r.text for r in ours + written + registers + blind_written}
+    assert not {r.text for r in registers} & {r.text for r in ours + written}  # each later file repeats nothing
+    assert not {r.text for r in blind_written} & {r.text for r in ours + written + registers}
     for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
         gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
         assert not gold & texts, path

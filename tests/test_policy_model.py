@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from hallmonitor.scoring import format_policy, score_policy
 from handlers.policy.abstain import ABSTAIN_FEATURES, abstain_signals
@@ -20,7 +23,7 @@ from handlers.policy.parse import Clause
 from handlers.policy.verdict import sentences, verdict_for
 from tests.conftest import REPO, SHARED
 
-TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3"))
+TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3", "_v4"))
 
 
 def test_training_sets_span_all_eleven_policies_with_uncovered_questions() -> None:
@@ -30,10 +33,12 @@ def test_training_sets_span_all_eleven_policies_with_uncovered_questions() -> No
         assert sum(bool(r.get("abstain")) for r in rows) / len(rows) >= 0.15
         for row in rows:
             assert (SHARED / "policies" / row["policy"]).exists()
-    assert len({json.loads(line)["id"] for path in TRAIN for line in path.read_text().splitlines() if line}) >= 360
+    assert len({json.loads(line)["id"] for path in TRAIN for line in path.read_text().splitlines() if line}) >= 700
 
 
 def test_the_model_file_is_what_a_refit_of_the_training_set_gives() -> None:
+    if shutil.which("antiword") is None:  # the training set covers the legacy .doc policy
+        pytest.skip("antiword is not installed (apt-get install antiword): the .doc policy cannot be read to refit")
     assert fit_main(["--check"]) == 0
 
 
@@ -72,7 +77,7 @@ def test_sentences_never_end_at_an_abbreviation_and_long_conditions_are_not_cut(
 
 
 def test_score_policy_counts_per_policy_and_abstentions() -> None:
-    gold = [
+    gold: list[dict[str, Any]] = [
         {"id": "a", "policy": "p.txt", "question": "Q a", "gold": ["friend requests"]},
         {"id": "b", "policy": "p.txt", "question": "Q b", "gold": ["photos"]},
         {"id": "c", "policy": "q.txt", "question": "Q c", "abstain": True, "gold": []},
@@ -176,7 +181,8 @@ def _scored(index: PolicyIndex, question: str) -> tuple[np.ndarray, np.ndarray, 
 def test_no_training_question_is_an_evaluation_question() -> None:
     """The fit never sees a question of the current blind set, the v1 holdout or the dev set (compared by machine,
     never read by a person). Older blind sets share a few short questions word for word with training sets
-    written independently (v3: 5 of 164, v4: 1 of 169; see tests/data/BLIND.md), so they are not checked."""
+    written independently (v3: 5 of 164, v4: 1 of 169; see tests/data/BLIND.md), so they are checked only against
+    the training file written after them (v4, from which a script dropped every evaluation question)."""
     from handlers.policy.fit import TRAIN
     from handlers.policy.parse import normalise
 
@@ -190,3 +196,6 @@ def test_no_training_question_is_an_evaluation_question() -> None:
     for path in (data / "policy_blind_v5.jsonl", data / "policy_holdout.jsonl", SHARED / "eval" / "policy_dev.jsonl"):
         assert path.exists(), path
         assert not trained & questions(path), path.name
+    latest = questions(data / "policy_train_v4.jsonl")
+    for path in sorted(data.glob("policy_blind*.jsonl")):
+        assert not latest & questions(path), path.name

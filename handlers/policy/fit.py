@@ -33,7 +33,7 @@ from handlers.policy.model import MODEL_PATH, Model
 from handlers.policy.parse import normalise
 
 REPO = Path(__file__).resolve().parents[2]
-TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3"))
+TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3", "_v4"))
 POLICIES = REPO.parent / "shared" / "policies"
 L2 = 0.03  # chosen by `--choose-l2` (leave-one-policy-out over L2_GRID) on the training questions
 L2_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
