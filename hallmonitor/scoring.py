@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.policy import ask
-from handlers.policy.parse import normalise
+from handlers.policy.parse import quote_form
 from handlers.triage import CATEGORIES, Classifier, default_classifier
 
 
@@ -115,7 +115,7 @@ def format_triage(figures: dict[str, Any], *, show_misses: bool = True) -> str:
 
 
 def _norm(text: str) -> str:
-    return normalise(text).lower()
+    return quote_form(text)
 
 
 def _policy_figures(gold: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -39,7 +39,14 @@ def test_batching_and_padding_do_not_change_vectors(model: MiniLM) -> None:
     texts = ["short", "a much longer sentence about the school fair on Saturday morning", ""]
     together = model.encode(texts, batch_size=3)
     alone = np.vstack([model.encode([t]) for t in texts])
-    assert np.abs(together - alone).max() < (1e-4 if model.backend == "torch-bf16" else 1e-5)
+    if model.backend == "torch-bf16":
+        # bf16 keeps 8 bits of mantissa and its kernels round differently per batch shape (emulated on CPUs
+        # without native bf16): components move by up to 2**-8, while a padding or masking error moves a vector
+        # far more (cosine well below 0.999)
+        assert np.abs(together - alone).max() < 2**-8
+        assert ((together * alone).sum(1) > 0.9999).all()
+    else:
+        assert np.abs(together - alone).max() < 1e-5
     assert model.encode([]).shape == (0, 384)
 
 

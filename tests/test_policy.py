@@ -11,7 +11,7 @@ import pytest
 
 from handlers.policy import ask, index_for
 from handlers.policy.document import PolicyError, load_policy
-from handlers.policy.parse import normalise
+from handlers.policy.parse import normalise, quote_form
 from tests.conftest import REPO, SHARED
 from tests.helpers import hm
 
@@ -55,6 +55,25 @@ def test_broken_lines_and_glyph_bullets() -> None:
     assert james["6.11"].startswith("Adults must be cautious about following or being followed by parents/carers")
     assert "  " not in james["1.1"] and "school's expectations" in james["1.1"]
     assert james["Roles and responsibilities, bullet 1"].startswith("ensure that all adults working in school")
+
+
+def test_a_line_ending_in_an_abbreviation_does_not_end_the_paragraph(tmp_path: Path) -> None:
+    policy = tmp_path / "p.txt"
+    policy.write_text(
+        "CONDUCT\n\nStaff may message pupils through a school account for teaching purposes e.g.\n\n"
+        "See-Saw, but must consider whether this is appropriate.\n\nStaff must not accept friend requests.\n"
+    )
+    texts = [c.text for c in load_policy(policy).clauses]
+    assert "Staff may message pupils through a school account for teaching purposes e.g. See-Saw, but must" in texts[0]
+    assert texts[1] == "Staff must not accept friend requests."
+    # ashgrove's clause of that shape, as published
+    assert any("purposes e.g. See-Saw, but must consider" in text for text in _labels("ashgrove.txt").values())
+
+
+def test_quotes_copied_from_wrapped_text_match_their_clause() -> None:
+    assert quote_form("the Pre- school email and  telephone") in quote_form("The Pre-school email and telephone.")
+    assert quote_form("Children\u2019s **home** information") == "children's home information"
+    assert quote_form("pre - school") == "pre - school"  # a spaced dash is punctuation, not a wrapped hyphen
 
 
 def test_unnumbered_policy_is_cited_by_heading_and_bullet() -> None:

@@ -23,6 +23,9 @@ _SUBITEM = re.compile(rf"^\s*(?:[{re.escape(BULLET_GLYPHS)}]\s*)?\(?([a-z]|[ivx]
 _TERMINAL = (".", ";", ":", ":-", "!", "?", ".)", '."', ".'")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
 _SPACE = re.compile(r"\s+")
+# a line that ends in one of these has not ended its sentence ("... for teaching purposes e.g." / "See-Saw, but")
+_ABBREVIATION_END = re.compile(r"\b(?:e\.g|i\.e|eg|ie|viz|cf|vs|incl|mr|mrs|ms|dr)\.$", re.I)
+_WRAPPED_HYPHEN = re.compile(r"(?<=\w)- (?=\w)")
 
 
 def normalise(text: str) -> str:
@@ -30,6 +33,12 @@ def normalise(text: str) -> str:
     starts removed, curly quotes straightened, whitespace collapsed."""
     lines = [_BULLET.sub("", line) for line in text.replace("**", "").translate(_QUOTES).splitlines()]
     return _SPACE.sub(" ", " ".join(lines)).strip()
+
+
+def quote_form(text: str) -> str:
+    """The form a quote and a clause are compared in: `normalise`d, lower case, and a hyphen that a line
+    wrap left a space after joined up ("Pre- school" copied from wrapped text is "pre-school")."""
+    return _WRAPPED_HYPHEN.sub("-", normalise(text).lower())
 
 
 @dataclass(slots=True)
@@ -72,8 +81,8 @@ class _Block:
         (self.children[-1][2] if self.children else self.parts).append(line)
 
     def ended(self) -> bool:
-        last = (self.children[-1][2] if self.children else self.parts) or [""]
-        return last[-1].rstrip().endswith(_TERMINAL)
+        last = ((self.children[-1][2] if self.children else self.parts) or [""])[-1].rstrip()
+        return last.endswith(_TERMINAL) and not _ABBREVIATION_END.search(last)
 
 
 def _join(lines: list[str]) -> str:
