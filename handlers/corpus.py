@@ -28,7 +28,13 @@ WRITTEN2 = DATA / "triage_written2.jsonl"
 # Session 6's set from a helper that had not seen the code: look-alikes, routine complaints and questions
 # that use risk-like words, parents describing a child at risk, abuse, rude-but-not-abusive complaints, disclosures.
 WRITTEN3 = DATA / "triage_written3.jsonl"
-OWN_FILES = (WRITTEN, WRITTEN2, WRITTEN3)
+# Session 7's, from another code-blind helper: abuse in many forms (obfuscated, inside a complaint, at pupils,
+# hate, threats), rude-but-not-abusive complaints, oblique disclosures, look-alikes with alarming words.
+WRITTEN4 = DATA / "triage_written4.jsonl"
+# And a third: where a firm or angry but legitimate complaint ("I'll be raising this with the governors") ends
+# and a threat or harassment ("I'll be waiting for her at the gate") begins, both sides written as pairs.
+WRITTEN5 = DATA / "triage_written5.jsonl"
+OWN_FILES = (WRITTEN, WRITTEN2, WRITTEN3, WRITTEN4, WRITTEN5)
 PINS = DATA / "sources.json"
 PUBLIC_CHARS = 400  # long Reddit posts are cut: the head learns from comment-sized text
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -159,6 +165,7 @@ def read_public(spec: PublicSet, root: Path = DATASETS, *, check: bool = True) -
 def corpus(root: Path = DATASETS) -> list[Example]:
     """Everything the shipped head is trained on, in a fixed order."""
     rows = read_training() + read_written() + read_written(WRITTEN2, "written2") + read_written(WRITTEN3, "written3")
+    rows += read_written(WRITTEN4, "written4") + read_written(WRITTEN5, "written5")
     for spec in SHIPPED:
         rows += read_public(spec, root)
     return rows

@@ -42,7 +42,7 @@ from handlers.second_look import asks, inputs
 from handlers.verdict import CATEGORIES, ESCALATE
 
 FOLDS = 5
-IN_DOMAIN = ("ours", "written", "written2", "written3")
+IN_DOMAIN = ("ours", "written", "written2", "written3", "written4", "written5")
 # What a wrong route costs, relative to a needless SLT ping.
 COST = {"missed_dsl": 10.0, "false_dsl": 4.0, "missed_escalation": 5.0, "false_escalation": 3.0}
 GRID = tuple(round(0.05 + 0.025 * i, 3) for i in range(27))  # 0.05 .. 0.70

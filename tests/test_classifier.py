@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from hallmonitor.scoring import run_triage_eval
 from handlers.actions import perform
-from handlers.corpus import WRITTEN2, WRITTEN3, read_training, read_written
+from handlers.corpus import WRITTEN2, WRITTEN3, WRITTEN4, WRITTEN5, read_training, read_written
 from handlers.hybrid import HybridClassifier
 from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
@@ -102,10 +102,14 @@ def test_dev_set_targets(hybrid: HybridClassifier) -> None:
 def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
     ours, written, registers = read_training(), read_written(), read_written(WRITTEN2, "written2")
     blind_written = read_written(WRITTEN3, "written3")
-    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200 and len(blind_written) >= 600
-    texts = {r.text for r in ours + written + registers + blind_written}
+    fourth, fifth = read_written(WRITTEN4, "written4"), read_written(WRITTEN5, "written5")
+    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200
+    assert len(blind_written) >= 600 and len(fourth) >= 690
+    texts = {r.text for r in ours + written + registers + blind_written + fourth + fifth}
     assert not {r.text for r in registers} & {r.text for r in ours + written}  # each later file repeats nothing
     assert not {r.text for r in blind_written} & {r.text for r in ours + written + registers}
+    assert not {r.text for r in fourth} & {r.text for r in ours + written + registers + blind_written}
+    assert len(fifth) >= 290 and not {r.text for r in fifth} & {r.text for r in ours + written + registers + fourth}
     for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
         gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
         assert not gold & texts, path
