@@ -34,7 +34,15 @@ WRITTEN4 = DATA / "triage_written4.jsonl"
 # And a third: where a firm or angry but legitimate complaint ("I'll be raising this with the governors") ends
 # and a threat or harassment ("I'll be waiting for her at the gate") begins, both sides written as pairs.
 WRITTEN5 = DATA / "triage_written5.jsonl"
-OWN_FILES = (WRITTEN, WRITTEN2, WRITTEN3, WRITTEN4, WRITTEN5)
+# our own files after triage_train.txt, in corpus order, with the source name each is reported under
+OWN_SOURCES = (
+    (WRITTEN, "written"),
+    (WRITTEN2, "written2"),
+    (WRITTEN3, "written3"),
+    (WRITTEN4, "written4"),
+    (WRITTEN5, "written5"),
+)
+OWN_FILES = tuple(path for path, _ in OWN_SOURCES)
 PINS = DATA / "sources.json"
 PUBLIC_CHARS = 400  # long Reddit posts are cut: the head learns from comment-sized text
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -164,8 +172,7 @@ def read_public(spec: PublicSet, root: Path = DATASETS, *, check: bool = True) -
 
 def corpus(root: Path = DATASETS) -> list[Example]:
     """Everything the shipped head is trained on, in a fixed order."""
-    rows = read_training() + read_written() + read_written(WRITTEN2, "written2") + read_written(WRITTEN3, "written3")
-    rows += read_written(WRITTEN4, "written4") + read_written(WRITTEN5, "written5")
+    rows = read_training() + [row for path, name in OWN_SOURCES for row in read_written(path, name)]
     for spec in SHIPPED:
         rows += read_public(spec, root)
     return rows

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers.corpus import DATASETS, OWN_FILES, PINS, SHIPPED, Example, corpus, sha256
+from handlers.corpus import DATASETS, OWN_FILES, OWN_SOURCES, PINS, SHIPPED, Example, corpus, sha256
 from handlers.embedding import reference_model
 from handlers.features import Sparse, featurise
 from handlers.head import HEAD_FILE, PARTS, SEMANTIC_TOKENS, SMALL_DIM, Head, Linear, fit
@@ -42,7 +42,7 @@ from handlers.second_look import asks, inputs
 from handlers.verdict import CATEGORIES, ESCALATE
 
 FOLDS = 5
-IN_DOMAIN = ("ours", "written", "written2", "written3", "written4", "written5")
+IN_DOMAIN = ("ours", *(name for _, name in OWN_SOURCES))
 # What a wrong route costs, relative to a needless SLT ping.
 COST = {"missed_dsl": 10.0, "false_dsl": 4.0, "missed_escalation": 5.0, "false_escalation": 3.0}
 GRID = tuple(round(0.05 + 0.025 * i, 3) for i in range(27))  # 0.05 .. 0.70

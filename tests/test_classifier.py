@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from hallmonitor.scoring import run_triage_eval
 from handlers.actions import perform
-from handlers.corpus import WRITTEN2, WRITTEN3, WRITTEN4, WRITTEN5, read_training, read_written
+from handlers.corpus import OWN_SOURCES, read_training, read_written
 from handlers.hybrid import HybridClassifier
 from handlers.triage import RuleClassifier, default_classifier
 from storage.db import session_scope
@@ -100,16 +100,13 @@ def test_dev_set_targets(hybrid: HybridClassifier) -> None:
 
 
 def test_training_data_is_well_formed_and_not_an_evaluation_set() -> None:
-    ours, written, registers = read_training(), read_written(), read_written(WRITTEN2, "written2")
-    blind_written = read_written(WRITTEN3, "written3")
-    fourth, fifth = read_written(WRITTEN4, "written4"), read_written(WRITTEN5, "written5")
-    assert len(ours) >= 250 and len(written) >= 300 and len(registers) >= 200
-    assert len(blind_written) >= 600 and len(fourth) >= 690
-    texts = {r.text for r in ours + written + registers + blind_written + fourth + fifth}
-    assert not {r.text for r in registers} & {r.text for r in ours + written}  # each later file repeats nothing
-    assert not {r.text for r in blind_written} & {r.text for r in ours + written + registers}
-    assert not {r.text for r in fourth} & {r.text for r in ours + written + registers + blind_written}
-    assert len(fifth) >= 290 and not {r.text for r in fifth} & {r.text for r in ours + written + registers + fourth}
+    ours = read_training()
+    own = [read_written(path, name) for path, name in OWN_SOURCES]
+    sizes = [len(ours)] + [len(rows) for rows in own]
+    assert all(n >= least for n, least in zip(sizes, (250, 300, 200, 600, 690, 290), strict=True)), sizes
+    for i, rows in enumerate(own[1:], 1):  # each later file repeats nothing of the files before it
+        assert not {r.text for r in rows} & {r.text for r in ours + [r for f in own[:i] for r in f]}, OWN_SOURCES[i]
+    texts = {r.text for r in ours + [r for rows in own for r in rows]}
     for path in (SHARED / "eval" / "triage_dev.jsonl", REPO / "tests" / "data" / "triage_holdout.jsonl"):
         gold = {json.loads(line)["text"] for line in path.open() if line.strip()}
         assert not gold & texts, path

@@ -16,14 +16,12 @@ from hallmonitor.scoring import format_policy, score_policy
 from handlers.policy.abstain import ABSTAIN_FEATURES, abstain_signals
 from handlers.policy.document import load_policy
 from handlers.policy.features import QueryFeatures
-from handlers.policy.fit import choose_threshold
+from handlers.policy.fit import TRAIN, choose_threshold
 from handlers.policy.fit import main as fit_main
 from handlers.policy.index import PolicyIndex
 from handlers.policy.parse import Clause
 from handlers.policy.verdict import sentences, verdict_for
 from tests.conftest import REPO, SHARED
-
-TRAIN = tuple(REPO / "tests" / "data" / f"policy_train{v}.jsonl" for v in ("", "_v2", "_v3", "_v4", "_v5"))
 
 
 def test_training_sets_span_all_eleven_policies_with_uncovered_questions() -> None:
@@ -135,7 +133,6 @@ def test_policy_show_prints_the_tree_and_warnings() -> None:
 def test_every_gold_quote_of_both_training_sets_is_in_a_clause_of_its_policy() -> None:
     """The training golds resolve to clauses as the reader splits them (a quote lost to bad segmentation
     would silently drop a question from the fit)."""
-    from handlers.policy.fit import TRAIN
     from handlers.policy.parse import quote_form
 
     clauses: dict[str, list[str]] = {}
@@ -183,7 +180,6 @@ def test_no_training_question_is_an_evaluation_question() -> None:
     never read by a person). Older blind sets share a few short questions word for word with training sets
     written independently (v3: 5 of 164, v4: 1 of 169; see tests/data/BLIND.md), so they are checked only against
     the training files written after them (v4 and v5, from which a script dropped every evaluation question)."""
-    from handlers.policy.fit import TRAIN
     from handlers.policy.parse import normalise
 
     def questions(path: Path) -> set[str]:
